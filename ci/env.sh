@@ -1,0 +1,23 @@
+# Sourced by the ci/ scripts: where libtorch and the build output live.
+# Usage: source ci/env.sh   (from anywhere)
+DUMN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DUMN_ROOT
+export DUMN_VENV="${DUMN_VENV:-$DUMN_ROOT/.venv}"
+export TORCH_VERSION_WANTED="2.11.0"
+# One persistent target dir per machine, outside the clone, so that a CI run on a fresh
+# clone is still an incremental build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dumn/target}"
+
+# Points torch-sys at the venv's libtorch. LIBTORCH is one of torch-sys's rerun triggers,
+# so a clone in another folder (another venv) relinks against its own libtorch.
+dumn_libtorch_env() {
+  local torch_dir
+  torch_dir=$(ls -d "$DUMN_VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n 1)
+  if [ -z "$torch_dir" ]; then
+    echo "ci: no torch in $DUMN_VENV; run ci/setup.sh first" >&2
+    return 1
+  fi
+  export LIBTORCH="$torch_dir"
+  export LIBTORCH_CXX11_ABI=1
+  unset LIBTORCH_USE_PYTORCH
+}

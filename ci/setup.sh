@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what dumn needs to build, only when missing: a Python venv inside the repo
+# (.venv, ignored by git) holding torch 2.11.0, the libtorch that tch 0.24 links against.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+command -v cargo >/dev/null || { echo "setup: cargo (the Rust toolchain) is required" >&2; exit 1; }
+if [ -x "$DUMN_VENV/bin/python" ] &&
+   "$DUMN_VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION_WANTED' else 1)" 2>/dev/null; then
+  echo "setup: torch $TORCH_VERSION_WANTED already in $DUMN_VENV"
+else
+  command -v python3 >/dev/null || { echo "setup: python3 is required" >&2; exit 1; }
+  echo "setup: installing torch==$TORCH_VERSION_WANTED into $DUMN_VENV (about 5 GB, a few minutes)"
+  python3 -m venv "$DUMN_VENV"
+  "$DUMN_VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION_WANTED"
+fi

@@ -1,0 +1,312 @@
+//! Hyper-parameters and the paper's ablation switches.
+//!
+//! Defaults follow section 4.1.3 of the paper: T=100, E=16, FFN 512, m=256 slots of Z=64,
+//! Adam with lr 0.005. The values the paper does not give (heads, output FFN, triplet margin
+//! and weight) are chosen here and documented on each field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::FeatureSchema;
+
+/// Which feedback sequences the model sees (paper 4.3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackMode {
+    /// DUMN: click, unclick, like and dislike as four sequences and four memories.
+    #[default]
+    Separate,
+    /// DUMN_IF: click and unclick only; no like/dislike memories, no orthogonal mapping.
+    ImplicitOnly,
+    /// DUMN_AF: all feedback merged by time into one sequence and one memory; no orthogonal
+    /// mapping, no triplet loss (it needs two kinds of feedback to contrast).
+    AllInOne,
+}
+
+/// How PAIR fuses short- and long-term interest (paper 3.5 and 4.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PairMode {
+    /// Eq. 13: each vector times a sigmoid gate of itself, then concatenated.
+    #[default]
+    Gate,
+    /// DUMN_CONCAT: plain concatenation.
+    Concat,
+    /// DUMN_CROSS: concatenation of f, r', f+r', f-r', f*r' (r' = r projected to E).
+    Cross,
+    /// DUMN_FFN: one ReLU layer on each, then concatenation.
+    Ffn,
+    /// DUMN_ATTE: attention-weighted sum of f and r'.
+    Attention,
+}
+
+/// How the triplet loss of eq. 17-20 picks its positive and negative samples (4.3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TripletMode {
+    /// DUMN: hardest in the batch by cosine similarity to the anchor.
+    #[default]
+    Hardest,
+    /// DUMN_RS: uniformly random samples from the batch.
+    Random,
+    /// DUMN-TL: no triplet loss.
+    Off,
+}
+
+/// The paper's ablation switches. `Ablation::default()` is the full DUMN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ablation {
+    /// Feature purification by orthogonal mapping, eq. 6-7 (off: DUMN-FP).
+    pub orthogonal_mapping: bool,
+    /// The user memory network layer, eq. 8-12 (off: DUMN-UMN).
+    pub memory: bool,
+    /// One memory shared by all feedback kinds instead of one per kind (DUMN+UMN1).
+    pub one_memory: bool,
+    pub pair: PairMode,
+    pub triplet: TripletMode,
+    pub feedback: FeedbackMode,
+}
+
+impl Default for Ablation {
+    fn default() -> Self {
+        Self {
+            orthogonal_mapping: true,
+            memory: true,
+            one_memory: false,
+            pair: PairMode::Gate,
+            triplet: TripletMode::Hardest,
+            feedback: FeedbackMode::Separate,
+        }
+    }
+}
+
+impl Ablation {
+    /// The variant names of the paper's tables 2, 4, 5 and 6, full model first.
+    pub const VARIANTS: [&'static str; 12] = [
+        "DUMN",
+        "DUMN-FP",
+        "DUMN-UMN",
+        "DUMN+UMN1",
+        "DUMN_CONCAT",
+        "DUMN_CROSS",
+        "DUMN_FFN",
+        "DUMN_ATTE",
+        "DUMN-TL",
+        "DUMN_RS",
+        "DUMN_IF",
+        "DUMN_AF",
+    ];
+
+    /// The switches of a named variant (case-insensitive), or `None` for an unknown name.
+    pub fn variant(name: &str) -> Option<Self> {
+        let full = Self::default();
+        let v = match name.to_ascii_uppercase().as_str() {
+            "DUMN" => full,
+            "DUMN-FP" => Self {
+                orthogonal_mapping: false,
+                ..full
+            },
+            "DUMN-UMN" => Self {
+                memory: false,
+                ..full
+            },
+            "DUMN+UMN1" => Self {
+                one_memory: true,
+                ..full
+            },
+            "DUMN_CONCAT" => Self {
+                pair: PairMode::Concat,
+                ..full
+            },
+            "DUMN_CROSS" => Self {
+                pair: PairMode::Cross,
+                ..full
+            },
+            "DUMN_FFN" => Self {
+                pair: PairMode::Ffn,
+                ..full
+            },
+            "DUMN_ATTE" => Self {
+                pair: PairMode::Attention,
+                ..full
+            },
+            "DUMN-TL" => Self {
+                triplet: TripletMode::Off,
+                ..full
+            },
+            "DUMN_RS" => Self {
+                triplet: TripletMode::Random,
+                ..full
+            },
+            "DUMN_IF" => Self {
+                feedback: FeedbackMode::ImplicitOnly,
+                ..full
+            },
+            "DUMN_AF" => Self {
+                feedback: FeedbackMode::AllInOne,
+                ..full
+            },
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    /// Number of sequences the model attends over: 4, 2 (implicit only) or 1 (all in one).
+    pub fn num_sequences(&self) -> usize {
+        match self.feedback {
+            FeedbackMode::Separate => 4,
+            FeedbackMode::ImplicitOnly => 2,
+            FeedbackMode::AllInOne => 1,
+        }
+    }
+
+    /// Whether eq. 6-7 run: the switch is on and both pairs ⟨click, dislike⟩ and
+    /// ⟨unclick, like⟩ exist.
+    pub fn uses_orthogonal_mapping(&self) -> bool {
+        self.orthogonal_mapping && self.feedback == FeedbackMode::Separate
+    }
+
+    /// Number of memory networks: 0, 1 or one per sequence.
+    pub fn num_memories(&self) -> usize {
+        match (self.memory, self.one_memory) {
+            (false, _) => 0,
+            (true, true) => 1,
+            (true, false) => self.num_sequences(),
+        }
+    }
+
+    /// Whether the triplet loss of eq. 17-20 is part of training.
+    pub fn uses_triplet(&self) -> bool {
+        self.memory && self.triplet != TripletMode::Off && self.feedback != FeedbackMode::AllInOne
+    }
+}
+
+/// Everything needed to rebuild the network: stored in the artifact manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub schema: FeatureSchema,
+    /// T: the longest sequence the model reads (newest items first). Paper: 100.
+    pub seq_len: i64,
+    /// E: embedding size of every field. Paper: 16.
+    pub emb_dim: i64,
+    /// H: self-attention heads of eq. 1; must divide E. Not given in the paper; 2 here.
+    pub heads: i64,
+    /// Hidden size of the memory controller FFN (eq. 8). Paper: 512.
+    pub ffn_dim: i64,
+    /// m: slots per memory. Paper: 256.
+    pub mem_slots: i64,
+    /// Z: size of a memory slot. Paper: 64.
+    pub slot_dim: i64,
+    /// Hidden sizes of the output FFN of eq. 15 (unstated in the paper; DIN's 200, 80).
+    pub out_hidden: Vec<i64>,
+    /// Triplet margin of eq. 17 (unstated in the paper).
+    pub triplet_margin: f64,
+    /// Weight of L2 in the total loss (the paper adds it with weight 1; an independent
+    /// implementation found that magnitude dominated training, so 0.1 here).
+    pub triplet_weight: f64,
+    /// Samples per feedback kind drawn from the batch as the triplet candidates (4.3.4
+    /// samples "in each batch"; a bounded pool keeps the hardest-search cost fixed).
+    pub triplet_pool: i64,
+    /// Weight of the dislike head's logloss (paper 4.5's dislike task, trained jointly).
+    pub dislike_weight: f64,
+    /// Adam learning rate. Paper: 0.005.
+    pub learning_rate: f64,
+    pub ablation: Ablation,
+}
+
+impl ModelConfig {
+    /// The paper's defaults over the given schema.
+    pub fn new(schema: FeatureSchema) -> Self {
+        Self {
+            schema,
+            seq_len: 100,
+            emb_dim: 16,
+            heads: 2,
+            ffn_dim: 512,
+            mem_slots: 256,
+            slot_dim: 64,
+            out_hidden: vec![200, 80],
+            triplet_margin: 0.2,
+            triplet_weight: 0.1,
+            triplet_pool: 256,
+            dislike_weight: 1.0,
+            learning_rate: 0.005,
+            ablation: Ablation::default(),
+        }
+    }
+
+    /// Checks sizes and the schema; the error says which setting is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        self.schema.validate()?;
+        let positive = [
+            ("seq_len", self.seq_len),
+            ("emb_dim", self.emb_dim),
+            ("heads", self.heads),
+            ("ffn_dim", self.ffn_dim),
+            ("mem_slots", self.mem_slots),
+            ("slot_dim", self.slot_dim),
+            ("triplet_pool", self.triplet_pool),
+        ];
+        for (name, v) in positive {
+            if v < 1 {
+                return Err(format!("{name} must be at least 1, got {v}"));
+            }
+        }
+        if self.emb_dim % self.heads != 0 {
+            return Err(format!(
+                "heads ({}) must divide emb_dim ({})",
+                self.heads, self.emb_dim
+            ));
+        }
+        if self.out_hidden.iter().any(|&h| h < 1) {
+            return Err("out_hidden sizes must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn user_dim(&self) -> i64 {
+        self.schema.user_fields.len() as i64 * self.emb_dim
+    }
+
+    pub(crate) fn item_dim(&self) -> i64 {
+        self.schema.item_fields.len() as i64 * self.emb_dim
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_name_parses_and_differs_from_the_others() {
+        let all: Vec<Ablation> = Ablation::VARIANTS
+            .iter()
+            .map(|n| Ablation::variant(n).unwrap_or_else(|| panic!("{n}")))
+            .collect();
+        for i in 0..all.len() {
+            for j in i + 1..all.len() {
+                assert_ne!(
+                    all[i],
+                    all[j],
+                    "{} == {}",
+                    Ablation::VARIANTS[i],
+                    Ablation::VARIANTS[j]
+                );
+            }
+        }
+        assert!(Ablation::variant("dumn_if").is_some());
+        assert!(Ablation::variant("nope").is_none());
+    }
+
+    #[test]
+    fn defaults_are_the_papers() {
+        let c = ModelConfig::new(FeatureSchema::ids_only(10));
+        assert_eq!(
+            (c.seq_len, c.emb_dim, c.ffn_dim, c.mem_slots, c.slot_dim),
+            (100, 16, 512, 256, 64)
+        );
+        assert_eq!(c.learning_rate, 0.005);
+        assert!(c.validate().is_ok());
+        let bad = ModelConfig { heads: 3, ..c };
+        assert!(bad.validate().unwrap_err().contains("heads"));
+    }
+}

@@ -1,0 +1,426 @@
+//! The DUMN network (paper §3), in `tch`.
+//!
+//! | paper | what | where |
+//! |---|---|---|
+//! | §3.2 | embedding layer | [`embedding::Embeddings`] |
+//! | eq. 1-2 | multi-head self-attention per sequence | [`purification::SelfAttention`] |
+//! | eq. 3-5 | target attention, sequence → `f` | [`purification::TargetAttention`] |
+//! | eq. 6-7 | orthogonal mapping | [`purification::orthogonal_map`] |
+//! | eq. 8-11 | memory controller, addressing, read | [`memory::UserMemory`] |
+//! | eq. 12 | memory write | [`memory::UserMemory::write`], [`Dumn::apply_memory_write`] |
+//! | eq. 13-14 | PAIR gate and `R_cross` | [`pair::Pair`] |
+//! | eq. 15 | output FFN (click head, and the dislike head of §4.5) | [`Dumn::candidate_step`] |
+//! | eq. 16-20 | logloss, triplet loss | [`loss`] |
+//!
+//! # Two-step forward
+//! [`Dumn::user_step`] does everything that depends only on the user: `e_user`, the
+//! sequence embeddings, the self-attention of eq. 1-2 and the user-only halves of eq. 3 and
+//! eq. 8's first layer. [`Dumn::candidate_step`] does the rest for any number of candidates
+//! per user. [`Dumn::forward`] is the two run back to back with one candidate per user row,
+//! so one user's state reused for many candidates gives the same scores as many rows.
+//!
+//! # Eq. 15's inputs
+//! The equation feeds `Concat(e_user, e_item, R_cross)` to the output FFN; the text also
+//! names "short-term interests and cross features". We add one cross feature: for each
+//! sequence, the purified short-term interest `f^o_k` times the target item mapped into that
+//! sequence's space (`e_item W_t`, element-wise). Without it the FFN must learn a product of
+//! `e_item` and `f^o` from concatenation alone, which on planted data it did only slowly.
+//!
+//! # Two heads
+//! Paper §4.5 predicts dislikes with DUMN. Here that is a second output FFN on the same
+//! deep representation, trained jointly (`dislike_weight`): one forward yields both the
+//! click probability and the dislike probability. Output column 0 is click, 1 is dislike.
+
+pub mod batch;
+pub mod config;
+pub mod embedding;
+pub mod loss;
+pub mod memory;
+pub mod pair;
+mod params;
+pub mod purification;
+
+use anyhow::{ensure, Result};
+use tch::{nn, nn::Module, Device, Kind, Tensor};
+
+pub use batch::{Batch, CandidateBatch, Example, History, UserBatch};
+pub use config::{Ablation, FeedbackMode, ModelConfig, PairMode, TripletMode};
+
+use batch::{CLICK, DISLIKE, LIKE, UNCLICK};
+use embedding::Embeddings;
+use loss::TripletLoss;
+use memory::{MemoryWrite, UserMemory};
+use pair::Pair;
+use purification::{orthogonal_map, SelfAttention, TargetAttention, TargetKeys};
+
+/// Output columns of the model.
+pub const HEAD_CLICK: i64 = 0;
+pub const HEAD_DISLIKE: i64 = 1;
+
+/// The output of [`Dumn::user_step`] for `U` users: everything the candidates share.
+#[derive(Debug)]
+pub struct UserState {
+    /// `[U, D_user]`.
+    pub e_user: Tensor,
+    /// `[U, S, L, E]`: the sequence embeddings (zero at padding).
+    pub seq_emb: Tensor,
+    /// `[U, S, L, E]`: `O` of eq. 2.
+    pub o: Tensor,
+    /// `[U, S, L]`.
+    pub mask: Tensor,
+    /// The user-only half of eq. 3.
+    pub keys: TargetKeys,
+    /// `[U, S, F]`: the `e_user` block of eq. 8's first layer (None without memory).
+    pub controller: Option<Tensor>,
+}
+
+/// Intermediate values of the candidate step that training needs.
+struct CandidateOut {
+    /// `[N, 2]`.
+    logits: Tensor,
+    /// `[N, S, F]`: controller hidden state, when the model has memory.
+    hidden: Option<Tensor>,
+}
+
+/// What one training forward produces.
+#[derive(Debug)]
+pub struct TrainOutput {
+    /// `[B, 2]` click and dislike logits.
+    pub logits: Tensor,
+    /// L2 of eq. 20, already weighted by `triplet_weight` (0 when the loss is off).
+    pub triplet: Tensor,
+    /// The eq. 12 write to commit after the optimizer step.
+    pub write: Option<MemoryWrite>,
+}
+
+/// The three terms of the training loss, and their sum.
+#[derive(Debug)]
+pub struct Losses {
+    pub total: Tensor,
+    pub click_logloss: Tensor,
+    pub dislike_logloss: Tensor,
+    pub triplet: Tensor,
+}
+
+/// An output FFN of eq. 15: ReLU layers, then one logit.
+#[derive(Debug)]
+struct Head(nn::Sequential);
+
+impl Head {
+    fn new(p: &nn::Path, input: i64, hidden: &[i64]) -> Self {
+        let mut seq = nn::seq();
+        let mut width = input;
+        for (i, &h) in hidden.iter().enumerate() {
+            seq = seq
+                .add(nn::linear(
+                    p / format!("fc{i}"),
+                    width,
+                    h,
+                    Default::default(),
+                ))
+                .add_fn(|x| x.relu());
+            width = h;
+        }
+        Self(seq.add(nn::linear(p / "out", width, 1, Default::default())))
+    }
+}
+
+/// The DUMN model and its variables.
+#[derive(Debug)]
+pub struct Dumn {
+    pub config: ModelConfig,
+    vs: nn::VarStore,
+    emb: Embeddings,
+    self_attention: SelfAttention,
+    target_attention: TargetAttention,
+    memory: Option<UserMemory>,
+    pair: Pair,
+    triplet: Option<TripletLoss>,
+    /// `[D_item, S·E]`: maps `e_item` into each sequence's space for the target × interest
+    /// product of eq. 15 (see the module docs).
+    target_cross: Tensor,
+    click_head: Head,
+    dislike_head: Head,
+}
+
+impl Dumn {
+    /// A freshly initialised model on `device`. Seed with `tch::manual_seed` first for a
+    /// repeatable initialisation.
+    pub fn new(config: ModelConfig, device: Device) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid model config: {e}"))?;
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let c = &config;
+        let a = &c.ablation;
+        let s = a.num_sequences() as i64;
+        let (e, z, du, di) = (c.emb_dim, c.slot_dim, c.user_dim(), c.item_dim());
+        let emb = Embeddings::new(&(&root / "embedding"), &c.schema, e);
+        let self_attention = SelfAttention::new(&(&root / "self_attention"), s, e, c.heads);
+        let target_attention = TargetAttention::new(&(&root / "target_attention"), s, e, du + di);
+        let memory = (a.num_memories() > 0).then(|| {
+            UserMemory::new(
+                &(&root / "memory"),
+                a.num_memories() as i64,
+                s,
+                c.mem_slots,
+                z,
+                e,
+                du,
+                c.ffn_dim,
+            )
+        });
+        let pair = Pair::new(&(&root / "pair"), a.pair, memory.is_some(), s, e, z);
+        let triplet = a.uses_triplet().then(|| {
+            TripletLoss::new(
+                &(&root / "triplet"),
+                s,
+                z,
+                e,
+                a.triplet,
+                c.triplet_margin,
+                c.triplet_pool,
+            )
+        });
+        let target_cross = params::uniform(&(&root / "output"), "target_cross", &[di, s * e], di);
+        let deep = du + di + s * pair.unit_dim() + s * e;
+        let click_head = Head::new(&(&root / "click_head"), deep, &c.out_hidden);
+        let dislike_head = Head::new(&(&root / "dislike_head"), deep, &c.out_hidden);
+        Ok(Self {
+            config,
+            vs,
+            emb,
+            self_attention,
+            target_attention,
+            memory,
+            pair,
+            triplet,
+            target_cross,
+            click_head,
+            dislike_head,
+        })
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The user step: `e_user`, sequence embeddings, eq. 1-2, and the user-only halves of
+    /// eq. 3 and eq. 8.
+    pub fn user_step(&self, users: &UserBatch) -> UserState {
+        let e_user = self.emb.user(&users.user_idx);
+        let mask = users.seq_mask.shallow_clone();
+        let seq_emb = self.emb.sequence(&users.seq_idx, &mask);
+        let o = self.self_attention.forward(&seq_emb, &mask);
+        let keys = self.target_attention.keys(&o);
+        let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
+        UserState {
+            e_user,
+            seq_emb,
+            o,
+            mask,
+            keys,
+            controller,
+        }
+    }
+
+    /// The candidate step for `C` candidates per user (padded, see [`CandidateBatch`]).
+    /// Returns `[N, 2]` logits (click, dislike) for the `N` real candidates: users in order,
+    /// each user's candidates in order.
+    pub fn candidate_step(&self, state: &UserState, cands: &CandidateBatch) -> Tensor {
+        self.candidate_core(state, cands, false).logits
+    }
+
+    fn candidate_core(
+        &self,
+        state: &UserState,
+        cands: &CandidateBatch,
+        train: bool,
+    ) -> CandidateOut {
+        let (u, c, _) = cands.item_idx.size3().unwrap();
+        let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
+        let du = state.e_user.size()[1];
+        let ctx = Tensor::cat(
+            &[
+                state.e_user.unsqueeze(1).expand([u, c, du], false),
+                e_item.shallow_clone(),
+            ],
+            -1,
+        );
+        // Eq. 3-5: f per candidate and sequence, [U, C, S, E].
+        let f = self
+            .target_attention
+            .forward(&state.o, &state.keys, &ctx, &state.mask);
+
+        // From here on, one row per real candidate.
+        let flat_mask = cands.mask.flatten(0, 1);
+        let (rows, user_of_row) = if train || (u == 1 && c == 1) {
+            let all = Tensor::arange(u * c, (Kind::Int64, f.device()));
+            (all.shallow_clone(), all.divide_scalar_mode(c, "floor"))
+        } else {
+            let rows = flat_mask.nonzero().squeeze_dim(-1);
+            let users = rows.divide_scalar_mode(c, "floor");
+            (rows, users)
+        };
+        let f = f.flatten(0, 1).index_select(0, &rows); // [N, S, E]
+
+        // Eq. 6-7: purify click by dislike and unclick by like.
+        let fo = if self.config.ablation.uses_orthogonal_mapping() {
+            let k = |i: usize| f.select(1, i as i64);
+            Tensor::stack(
+                &[
+                    orthogonal_map(&k(CLICK), &k(DISLIKE)),
+                    orthogonal_map(&k(UNCLICK), &k(LIKE)),
+                    k(LIKE),
+                    k(DISLIKE),
+                ],
+                1,
+            )
+        } else {
+            f
+        };
+
+        // Eq. 8-11: read the memories.
+        let (hidden, r) = match (&self.memory, &state.controller) {
+            (Some(mem), Some(user_part)) => {
+                let h = mem.hidden(&fo, &user_part.index_select(0, &user_of_row));
+                let r = mem.read(&h);
+                (Some(h), Some(r))
+            }
+            _ => (None, None),
+        };
+
+        // Eq. 13-15.
+        let r_cross = self.pair.forward(&fo, r.as_ref());
+        let e_item = e_item.flatten(0, 1).index_select(0, &rows);
+        let target = e_item.matmul(&self.target_cross).view_as(&fo);
+        let short_term_x_target = (&fo * target).flatten(1, 2);
+        let deep = Tensor::cat(
+            &[
+                state.e_user.index_select(0, &user_of_row),
+                e_item,
+                r_cross,
+                short_term_x_target,
+            ],
+            -1,
+        );
+        let logits = Tensor::cat(
+            &[
+                self.click_head.0.forward(&deep),
+                self.dislike_head.0.forward(&deep),
+            ],
+            -1,
+        );
+        CandidateOut { logits, hidden }
+    }
+
+    /// One-step forward: `[B, 2]` logits for a batch of one candidate per row.
+    pub fn forward(&self, batch: &Batch) -> Tensor {
+        self.candidate_step(&self.user_step(&batch.users), &batch.cands)
+    }
+
+    /// Click and dislike probabilities `[B, 2]`, without gradients.
+    pub fn predict(&self, batch: &Batch) -> Tensor {
+        tch::no_grad(|| self.forward(batch).sigmoid())
+    }
+
+    /// The training forward: logits, the weighted triplet loss and the pending memory write.
+    pub fn forward_train(&self, batch: &Batch) -> TrainOutput {
+        let state = self.user_step(&batch.users);
+        let out = self.candidate_core(&state, &batch.cands, true);
+        let zero = || Tensor::zeros([], (Kind::Float, self.device()));
+        let (triplet, write) = match (&self.memory, &out.hidden) {
+            (Some(mem), Some(h)) => {
+                let w = mem.write(h);
+                let l2 = match &self.triplet {
+                    Some(t) => {
+                        t.forward(&w.anchors, &state.seq_emb, &state.mask)
+                            * self.config.triplet_weight
+                    }
+                    None => zero(),
+                };
+                (l2, Some(w.write))
+            }
+            _ => (zero(), None),
+        };
+        TrainOutput {
+            logits: out.logits,
+            triplet,
+            write,
+        }
+    }
+
+    /// `L = L1(click) + dislike_weight · L1(dislike) + triplet_weight · L2`.
+    pub fn losses(&self, out: &TrainOutput, batch: &Batch) -> Losses {
+        let click_logloss = loss::logloss(&out.logits.select(1, HEAD_CLICK), &batch.click_labels());
+        let dislike_logloss =
+            loss::logloss(&out.logits.select(1, HEAD_DISLIKE), &batch.dislike_labels());
+        let total = &click_logloss + &dislike_logloss * self.config.dislike_weight + &out.triplet;
+        Losses {
+            total,
+            click_logloss,
+            dislike_logloss,
+            triplet: out.triplet.shallow_clone(),
+        }
+    }
+
+    /// Commits eq. 12's write to the memories. Call after the optimizer step.
+    pub fn apply_memory_write(&self, write: &MemoryWrite) {
+        if let Some(m) = &self.memory {
+            m.apply(write);
+        }
+    }
+
+    /// The memory network, if the variant has one.
+    pub fn memory(&self) -> Option<&UserMemory> {
+        self.memory.as_ref()
+    }
+
+    pub fn self_attention(&self) -> &SelfAttention {
+        &self.self_attention
+    }
+
+    pub fn target_attention(&self) -> &TargetAttention {
+        &self.target_attention
+    }
+
+    /// Names and shapes of all variables, sorted by name.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let mut v: Vec<(String, Vec<i64>)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.size()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Total number of scalar parameters.
+    pub fn num_parameters(&self) -> i64 {
+        self.parameter_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<i64>())
+            .sum()
+    }
+
+    /// Checks that a batch was built for this model's schema and ablation.
+    pub fn check_batch(&self, batch: &Batch) -> Result<()> {
+        let s = self.config.ablation.num_sequences() as i64;
+        ensure!(
+            batch.users.seq_idx.size()[1] == s,
+            "batch has {} sequences per user, the model reads {s}",
+            batch.users.seq_idx.size()[1]
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Paper §3.3, the feature purification (FP) layer.
+//!
+//! - [`SelfAttention`]: the multi-head interaction attention of eq. 1-2, per sequence;
+//! - [`TargetAttention`]: the target attention of eq. 3-5 that pools each sequence into
+//!   one vector `f` for the candidate item;
+//! - [`orthogonal_map`]: the orthogonal mapping of eq. 6-7.
+//!
+//! All four (or two, or one) sequences are processed together: weights are stacked on a
+//! leading `S` axis, one slice per sequence, so each sequence keeps its own parameters.
+//!
+//! Choices where the paper is open:
+//! - eq. 1 is scaled by √(E/H) (the usual √d_k), not √T: with T=100 the paper's scale makes
+//!   every head nearly uniform at initialisation;
+//! - W^Q, W^K, W^V are per sequence and per head (E/H × E/H, as written); W^F is one E×E
+//!   matrix per sequence;
+//! - eq. 3 taken literally, `ReLU(Concat(e_user, e_item, o_j) W_c)`, is additive: the user
+//!   and item terms are the same for every position j and cancel in the softmax of eq. 4
+//!   except where the ReLU clips, so the attention barely sees the target. We keep that term
+//!   and add a multiplicative one, `⟨o_j W^K_t, Concat(e_user, e_item) W^Q_t⟩ / √E`
+//!   (the product of position and target that DIN's activation unit relies on). Both halves
+//!   split into a user-only part (computed once per user in the user step) and a
+//!   candidate-only part, so sharing the user step across candidates stays exact.
+
+use tch::{nn, Kind, Tensor};
+
+use super::params::{einsum, uniform};
+
+/// Added to masked attention logits: exp of it underflows to exactly 0 in f32.
+const MASKED: f64 = -1e9;
+
+/// Masked softmax over the last axis. Padded positions get weight exactly 0; a row with no
+/// valid position gets all-zero weights (not NaN).
+pub fn masked_softmax(logits: &Tensor, mask: &Tensor) -> Tensor {
+    let shifted = logits + (mask - 1.0) * (-MASKED);
+    shifted.softmax(-1, Kind::Float) * mask
+}
+
+/// Eq. 1-2: multi-head self-attention over each feedback sequence.
+#[derive(Debug)]
+pub struct SelfAttention {
+    heads: i64,
+    /// `[S, H, E/H, E/H]` per-sequence, per-head projections.
+    w_q: Tensor,
+    w_k: Tensor,
+    w_v: Tensor,
+    /// `[S, E, E]` output projection W^F.
+    w_f: Tensor,
+}
+
+impl SelfAttention {
+    pub fn new(p: &nn::Path, sequences: i64, emb_dim: i64, heads: i64) -> Self {
+        let dh = emb_dim / heads;
+        Self {
+            heads,
+            w_q: uniform(p, "w_q", &[sequences, heads, dh, dh], dh),
+            w_k: uniform(p, "w_k", &[sequences, heads, dh, dh], dh),
+            w_v: uniform(p, "w_v", &[sequences, heads, dh, dh], dh),
+            w_f: uniform(p, "w_f", &[sequences, emb_dim, emb_dim], emb_dim),
+        }
+    }
+
+    /// Per-head q, k, v: `[U, S, L, H, E/H]` each.
+    fn qkv(&self, e: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (u, s, l, d) = e.size4().unwrap();
+        let x = e.view([u, s, l, self.heads, d / self.heads]);
+        let proj = |w: &Tensor| einsum("uslhd,shde->uslhe", &[&x, w]);
+        (proj(&self.w_q), proj(&self.w_k), proj(&self.w_v))
+    }
+
+    /// The attention weights of eq. 1: `[U, S, H, L(query), L(key)]`; zero on padded keys.
+    pub fn weights(&self, e: &Tensor, mask: &Tensor) -> Tensor {
+        let (q, k, _) = self.qkv(e);
+        self.weights_from(&q, &k, mask)
+    }
+
+    fn weights_from(&self, q: &Tensor, k: &Tensor, mask: &Tensor) -> Tensor {
+        let dh = q.size()[4];
+        let logits =
+            einsum("uqhd,ukhd->uhqk", &[&q.flatten(0, 1), &k.flatten(0, 1)]) / (dh as f64).sqrt();
+        let (u, s, l) = mask.size3().unwrap();
+        let key_mask = mask.view([u * s, 1, 1, l]);
+        masked_softmax(&logits, &key_mask).view([u, s, self.heads, l, l])
+    }
+
+    /// `e`: `[U, S, L, E]`, `mask`: `[U, S, L]` → `O`: `[U, S, L, E]` (eq. 2), zero at padding.
+    pub fn forward(&self, e: &Tensor, mask: &Tensor) -> Tensor {
+        let (u, s, l, d) = e.size4().unwrap();
+        let (q, k, v) = self.qkv(e);
+        let att = self.weights_from(&q, &k, mask); // [U, S, H, L, L]
+        let heads = einsum("ushqk,uskhd->usqhd", &[&att, &v]).reshape([u, s, l, d]);
+        einsum("usle,sef->uslf", &[&heads, &self.w_f]) * mask.unsqueeze(-1)
+    }
+}
+
+/// Eq. 3-5: attention of the target (user, item) over each sequence's positions.
+#[derive(Debug)]
+pub struct TargetAttention {
+    /// `[S, E]`: the `o_j` block of eq. 3's W_c.
+    w_pos: Tensor,
+    /// `[D_ctx, S]` and `[S]`: the `(e_user, e_item)` block of eq. 3's W_c, and a bias.
+    w_ctx: Tensor,
+    b: Tensor,
+    /// `[S, E, E]` and `[D_ctx, S·E]`: the multiplicative term (see the module docs).
+    w_key: Tensor,
+    w_query: Tensor,
+    emb_dim: i64,
+}
+
+/// The candidate-independent half of eq. 3, computed once per user.
+#[derive(Debug)]
+pub struct TargetKeys {
+    /// `[U, S, L, E]`: o_j W^K_t.
+    pub keys: Tensor,
+    /// `[U, S, L]`: o_j · w_pos.
+    pub pos_logit: Tensor,
+}
+
+impl TargetAttention {
+    pub fn new(p: &nn::Path, sequences: i64, emb_dim: i64, ctx_dim: i64) -> Self {
+        let fan = ctx_dim + emb_dim;
+        Self {
+            w_pos: uniform(p, "w_pos", &[sequences, emb_dim], fan),
+            w_ctx: uniform(p, "w_ctx", &[ctx_dim, sequences], fan),
+            b: uniform(p, "b", &[sequences], fan),
+            w_key: uniform(p, "w_key", &[sequences, emb_dim, emb_dim], emb_dim),
+            w_query: uniform(p, "w_query", &[ctx_dim, sequences * emb_dim], ctx_dim),
+            emb_dim,
+        }
+    }
+
+    /// User step: `o` `[U, S, L, E]` → keys.
+    pub fn keys(&self, o: &Tensor) -> TargetKeys {
+        TargetKeys {
+            keys: einsum("usle,sef->uslf", &[o, &self.w_key]),
+            pos_logit: einsum("usle,se->usl", &[o, &self.w_pos]),
+        }
+    }
+
+    /// Eq. 3-4: normalised weights `[U, C, S, L]` of each candidate over each sequence.
+    /// `ctx`: `[U, C, D_ctx]` = Concat(e_user, e_item) per candidate; `mask`: `[U, S, L]`.
+    pub fn weights(&self, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
+        let (u, c, _) = ctx.size3().unwrap();
+        let s = self.b.size()[0];
+        let ctx_logit = ctx.matmul(&self.w_ctx) + &self.b; // [U, C, S]
+        let additive = (ctx_logit.unsqueeze(-1) + keys.pos_logit.unsqueeze(1)).relu();
+        let query = ctx.matmul(&self.w_query).view([u, c, s, self.emb_dim]);
+        let product =
+            einsum("ucse,usle->ucsl", &[&query, &keys.keys]) / (self.emb_dim as f64).sqrt();
+        masked_softmax(&(additive + product), &mask.unsqueeze(1))
+    }
+
+    /// Eq. 5: `f = Σ_j α̃_j o_j` → `[U, C, S, E]`; zero for an empty sequence.
+    pub fn forward(&self, o: &Tensor, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
+        let alpha = self.weights(keys, ctx, mask);
+        einsum("ucsl,usle->ucse", &[&alpha, o])
+    }
+}
+
+/// Guards eq. 6 against an empty explicit sequence (b = 0).
+const PROJECT_EPS: f64 = 1e-6;
+
+/// Eq. 6-7: `a − project(a, b)`, with `project(a, b) = (a·b / |b|²) b` over the last axis.
+/// The result is orthogonal to `b`; when `b` is zero (no explicit feedback) `a` is returned
+/// unchanged.
+pub fn orthogonal_map(a: &Tensor, b: &Tensor) -> Tensor {
+    let dot = (a * b).sum_dim_intlist(-1, true, Kind::Float);
+    let norm2 = (b * b).sum_dim_intlist(-1, true, Kind::Float);
+    a - b * (dot / (norm2 + PROJECT_EPS))
+}

@@ -1,0 +1,100 @@
+//! The optimisation step and evaluation over in-memory examples.
+//!
+//! [`Trainer::step`] is one step of Adam on `L = L1 + L2` (see [`Dumn::losses`]) followed by
+//! the memory write of eq. 12. `dumn train` drives it from SQL-defined datasets; the demo and
+//! the tests drive it from generated examples.
+
+use anyhow::Result;
+use tch::{nn, nn::OptimizerConfig, Device};
+
+use crate::metrics::auc;
+use crate::model::{Batch, Dumn, Example, HEAD_CLICK, HEAD_DISLIKE};
+
+/// Loss values of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStats {
+    pub total: f64,
+    pub click_logloss: f64,
+    pub dislike_logloss: f64,
+    pub triplet: f64,
+}
+
+/// Adam over all of the model's variables (paper 4.1.3).
+pub struct Trainer {
+    opt: nn::Optimizer,
+    pub steps: u64,
+}
+
+impl Trainer {
+    pub fn new(model: &Dumn) -> Result<Self> {
+        let opt = nn::Adam::default().build(model.var_store(), model.config.learning_rate)?;
+        Ok(Self { opt, steps: 0 })
+    }
+
+    /// One optimisation step on `batch`.
+    pub fn step(&mut self, model: &Dumn, batch: &Batch) -> StepStats {
+        let out = model.forward_train(batch);
+        let losses = model.losses(&out, batch);
+        self.opt.zero_grad();
+        losses.total.backward();
+        self.opt.step();
+        if let Some(w) = &out.write {
+            model.apply_memory_write(w);
+        }
+        self.steps += 1;
+        StepStats {
+            total: losses.total.double_value(&[]),
+            click_logloss: losses.click_logloss.double_value(&[]),
+            dislike_logloss: losses.dislike_logloss.double_value(&[]),
+            triplet: losses.triplet.double_value(&[]),
+        }
+    }
+}
+
+/// Metrics of a model on a set of examples.
+#[derive(Debug, Clone, Copy)]
+pub struct Evaluation {
+    pub click_auc: Option<f64>,
+    pub dislike_auc: Option<f64>,
+    pub click_logloss: f64,
+    pub rows: usize,
+}
+
+/// Scores `examples` in batches and computes AUC and logloss.
+pub fn evaluate(
+    model: &Dumn,
+    examples: &[Example],
+    batch_size: usize,
+    device: Device,
+) -> Result<Evaluation> {
+    let mut click = Vec::with_capacity(examples.len());
+    let mut dislike = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = Batch::from_examples(&model.config, chunk, device)?;
+        let p = model.predict(&batch).to_device(Device::Cpu);
+        click.extend(Vec::<f32>::try_from(p.select(1, HEAD_CLICK))?);
+        dislike.extend(Vec::<f32>::try_from(p.select(1, HEAD_DISLIKE))?);
+    }
+    let clicked: Vec<bool> = examples.iter().map(|e| e.click).collect();
+    let disliked: Vec<bool> = examples.iter().map(|e| e.dislike).collect();
+    let eps = 1e-7f64;
+    let logloss = click
+        .iter()
+        .zip(&clicked)
+        .map(|(&p, &y)| {
+            let p = (p as f64).clamp(eps, 1.0 - eps);
+            if y {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            }
+        })
+        .sum::<f64>()
+        / examples.len().max(1) as f64;
+    Ok(Evaluation {
+        click_auc: auc(&click, &clicked),
+        dislike_auc: auc(&dislike, &disliked),
+        click_logloss: logloss,
+        rows: examples.len(),
+    })
+}

@@ -1,0 +1,139 @@
+//! Saving, loading and refusing bad artifacts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use common::{examples, small_config};
+use dumn::artifact::{self, DataInfo, MANIFEST_FILE, WEIGHTS_FILE};
+use dumn::device::DeviceChoice;
+use dumn::model::{Ablation, Batch, Dumn};
+use dumn::train::Trainer;
+use tch::Device;
+
+fn trained_model() -> Dumn {
+    tch::manual_seed(21);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let mut trainer = Trainer::new(&model).unwrap();
+    let batch = Batch::from_examples(&model.config, &examples(40, 21), Device::Cpu).unwrap();
+    for _ in 0..3 {
+        trainer.step(&model, &batch);
+    }
+    model
+}
+
+fn save(model: &Dumn, dir: &std::path::Path) -> artifact::Manifest {
+    let data = DataInfo {
+        fingerprint: "abc".into(),
+        rows: 80,
+        description: "test".into(),
+    };
+    let metrics = BTreeMap::from([("test_auc".to_string(), 0.7)]);
+    artifact::save(model, dir, Some(data), metrics).unwrap()
+}
+
+#[test]
+fn save_load_and_score_gives_identical_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let model = trained_model();
+    let manifest = save(&model, &dir);
+    let loaded = artifact::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(loaded.manifest, manifest);
+    assert_eq!(loaded.manifest.config, model.config);
+    assert_eq!(loaded.manifest.metrics["test_auc"], 0.7);
+    let batch = Batch::from_examples(&model.config, &examples(25, 22), Device::Cpu).unwrap();
+    let diff = (model.predict(&batch) - loaded.model.predict(&batch))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert_eq!(diff, 0.0);
+    // The memories are part of the artifact.
+    let m0 = model.memory().unwrap().contents();
+    let m1 = loaded.model.memory().unwrap().contents();
+    assert_eq!((m0 - m1).abs().max().double_value(&[]), 0.0);
+    // Saving again over it replaces it whole, leaving no temporary folders behind.
+    save(&model, &dir);
+    let names: Vec<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, vec!["model".to_string()]);
+}
+
+#[test]
+fn a_truncated_weights_file_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    save(&trained_model(), &dir);
+    let w = dir.join(WEIGHTS_FILE);
+    let bytes = fs::read(&w).unwrap();
+    fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let err = artifact::load(&dir, Device::Cpu).unwrap_err().to_string();
+    assert!(
+        err.contains("truncated") && err.contains(WEIGHTS_FILE),
+        "{err}"
+    );
+}
+
+#[test]
+fn weights_of_another_model_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    save(&trained_model(), &a);
+    tch::manual_seed(3);
+    let other = Dumn::new(
+        small_config(Ablation::variant("DUMN-UMN").unwrap()),
+        Device::Cpu,
+    )
+    .unwrap();
+    save(&other, &b);
+    // b's weights under a's manifest.
+    fs::copy(b.join(WEIGHTS_FILE), a.join(WEIGHTS_FILE)).unwrap();
+    let err = artifact::load(&a, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("manifest"), "{err}");
+}
+
+#[test]
+fn a_manifest_that_disagrees_with_its_weights_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    save(&trained_model(), &dir);
+    // Claim a bigger memory than the weights hold.
+    let path = dir.join(MANIFEST_FILE);
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    m["config"]["mem_slots"] = serde_json::json!(64);
+    fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+    let err = artifact::load(&dir, Device::Cpu).unwrap_err().to_string();
+    assert!(
+        err.contains("memory.memory") && err.contains("shape"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_or_garbled_artifacts_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = artifact::load(&tmp.path().join("nope"), Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    let dir = tmp.path().join("garbled");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join(MANIFEST_FILE), "{not json").unwrap();
+    let err = format!("{:#}", artifact::load(&dir, Device::Cpu).unwrap_err());
+    assert!(err.contains(MANIFEST_FILE), "{err}");
+}
+
+#[test]
+fn asking_for_cuda_without_a_gpu_is_a_clear_error() {
+    if tch::Cuda::is_available() {
+        assert_eq!(DeviceChoice::Cuda.resolve().unwrap(), Device::Cuda(0));
+    } else {
+        let err = DeviceChoice::Cuda.resolve().unwrap_err().to_string();
+        assert!(err.contains("--device cpu"), "{err}");
+        assert_eq!(DeviceChoice::Auto.resolve().unwrap(), Device::Cpu);
+    }
+}

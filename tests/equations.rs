@@ -1,0 +1,298 @@
+//! Each test checks a property that breaks if the equation it names is implemented wrong.
+
+mod common;
+
+use common::{examples, small_config};
+use dumn::model::loss::{cosine_distance, triplet_hinge};
+use dumn::model::pair::Pair;
+use dumn::model::purification::{masked_softmax, orthogonal_map};
+use dumn::model::{Ablation, Batch, CandidateBatch, Dumn, History, UserBatch};
+use tch::{Device, Kind, Tensor};
+
+fn max_abs(t: &Tensor) -> f64 {
+    t.abs().max().double_value(&[])
+}
+
+#[test]
+fn eq6_7_orthogonal_map_removes_exactly_the_projection() {
+    tch::manual_seed(1);
+    let a = Tensor::randn([64, 16], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([64, 16], (Kind::Float, Device::Cpu));
+    let fo = orthogonal_map(&a, &b);
+    // Orthogonal to the explicit vector.
+    let dot = (&fo * &b).sum_dim_intlist(-1, false, Kind::Float);
+    assert!(max_abs(&dot) < 1e-4, "f^o · f_d = {}", max_abs(&dot));
+    // Equals the input minus its projection (a·b/|b|²) b.
+    let proj = &b
+        * ((&a * &b).sum_dim_intlist(-1, true, Kind::Float)
+            / (&b * &b).sum_dim_intlist(-1, true, Kind::Float));
+    assert!(max_abs(&(&fo - (&a - proj))) < 1e-4);
+    // An empty explicit sequence (f_d = 0) leaves the implicit vector unchanged, without NaN.
+    let zero = Tensor::zeros([64, 16], (Kind::Float, Device::Cpu));
+    let same = orthogonal_map(&a, &zero);
+    assert_eq!(max_abs(&(&same - &a)), 0.0);
+}
+
+#[test]
+fn masked_softmax_gives_zero_weight_to_padding_and_no_nan_when_empty() {
+    let logits = Tensor::from_slice(&[1.0f32, 5.0, 2.0, 0.5, 3.0, 3.0]).view([2, 3]);
+    let mask = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 0.0, 0.0, 0.0]).view([2, 3]);
+    let w: Vec<f32> = Vec::try_from(masked_softmax(&logits, &mask).flatten(0, -1)).unwrap();
+    assert_eq!(w[1], 0.0);
+    assert!((w[0] + w[2] - 1.0).abs() < 1e-6);
+    assert!(
+        (w[2] / w[0] - 1.0f32.exp()).abs() < 1e-4,
+        "softmax over the valid positions only"
+    );
+    assert_eq!(&w[3..], &[0.0, 0.0, 0.0]);
+}
+
+fn padded_user_batch(model: &Dumn) -> (UserBatch, Vec<Vec<f32>>) {
+    let long = History {
+        items: [vec![1, 2, 3, 4, 5], vec![6, 7], vec![8], vec![]],
+        ts: None,
+    };
+    let short = History {
+        items: [vec![9], vec![], vec![], vec![10, 11]],
+        ts: None,
+    };
+    let ub = UserBatch::new(
+        &model.config,
+        &[(&[Some(1)], &long), (&[Some(2)], &short)],
+        Device::Cpu,
+    )
+    .unwrap();
+    let mask: Vec<f32> = Vec::try_from(ub.seq_mask.flatten(0, -1)).unwrap();
+    (ub, vec![mask])
+}
+
+#[test]
+fn eq1_self_attention_weights_are_zero_on_padded_keys() {
+    tch::manual_seed(2);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let (ub, _) = padded_user_batch(&model);
+    let state = model.user_step(&ub);
+    let w = model.self_attention().weights(&state.seq_emb, &ub.seq_mask); // [U,S,H,L,L]
+    let key_mask = ub.seq_mask.unsqueeze(2).unsqueeze(2); // [U,S,1,1,L]
+    let pad: Tensor = 1.0 - &key_mask;
+    let on_padding = (&w * pad).abs().max().double_value(&[]);
+    assert_eq!(on_padding, 0.0);
+    // Rows of real queries over a non-empty sequence sum to 1.
+    let sums = w.sum_dim_intlist(-1, false, Kind::Float); // [U,S,H,L]
+    let real = ub.seq_mask.unsqueeze(2); // [U,S,1,L]
+    let err = ((&sums - 1.0) * &real).abs().max().double_value(&[]);
+    assert!(err < 1e-5, "{err}");
+    // Outputs at padded positions are zero.
+    let pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(-1);
+    let o_pad = (&state.o * pad).abs().max().double_value(&[]);
+    assert_eq!(o_pad, 0.0);
+}
+
+#[test]
+fn eq3_5_target_attention_ignores_padding_and_empty_sequences_pool_to_zero() {
+    tch::manual_seed(3);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let (ub, _) = padded_user_batch(&model);
+    let state = model.user_step(&ub);
+    let ctx = Tensor::randn([2, 3, 32], (Kind::Float, Device::Cpu)); // [U, C, D_user + D_item]
+    let ta = model.target_attention();
+    let alpha = ta.weights(&state.keys, &ctx, &state.mask); // [U,C,S,L]
+    let mask = state.mask.unsqueeze(1);
+    let pad: Tensor = 1.0 - &mask;
+    assert_eq!((&alpha * pad).abs().max().double_value(&[]), 0.0);
+    let f = ta.forward(&state.o, &state.keys, &ctx, &state.mask); // [U,C,S,E]
+    assert!(!bool::try_from(f.isnan().any()).unwrap());
+    // User 0 has no dislikes, user 1 no unclicks and no likes: those f are exactly zero.
+    for (u, s) in [(0i64, 3i64), (1, 1), (1, 2)] {
+        assert_eq!(
+            max_abs(&f.get(u).select(1, s)),
+            0.0,
+            "user {u} sequence {s}"
+        );
+    }
+    // The target matters: different candidates get different weights over the same sequence.
+    let a0 = alpha.get(0).get(0).get(0);
+    let a1 = alpha.get(0).get(1).get(0);
+    assert!(max_abs(&(a0 - a1)) > 1e-6);
+}
+
+#[test]
+fn eq9_read_weights_sum_to_one() {
+    tch::manual_seed(4);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let mem = model.memory().unwrap();
+    let hidden = Tensor::randn([5, 4, 64], (Kind::Float, Device::Cpu)).relu();
+    let w = mem.read_weights(&hidden);
+    assert_eq!(w.size(), vec![5, 4, 32]);
+    let err = (w.sum_dim_intlist(-1, false, Kind::Float) - 1.0)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(err < 1e-5, "{err}");
+    assert!(w.min().double_value(&[]) >= 0.0);
+}
+
+#[test]
+fn eq12_erase_one_add_zero_clears_the_addressed_slot_only() {
+    tch::manual_seed(5);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let mem = model.memory().unwrap();
+    let m = mem.contents().detach();
+    let (n_mem, slots, z) = m.size3().unwrap();
+    // One row, addressing slot 7 of every memory with weight 1; erase all ones, add zeros.
+    let w = Tensor::zeros([1, n_mem, slots], (Kind::Float, Device::Cpu));
+    let _ = w.narrow(2, 7, 1).fill_(1.0);
+    let erase = Tensor::ones([1, n_mem, z], (Kind::Float, Device::Cpu));
+    let add = Tensor::zeros([1, n_mem, z], (Kind::Float, Device::Cpu));
+    let (written, _, _) = mem.write_rule(&m, &w, &erase, &add);
+    assert_eq!(max_abs(&written.narrow(1, 7, 1)), 0.0, "slot 7 is cleared");
+    assert_eq!(
+        max_abs(&(written.narrow(1, 0, 7) - m.narrow(1, 0, 7))),
+        0.0,
+        "other slots untouched"
+    );
+    assert!(max_abs(&m.narrow(1, 7, 1)) > 0.0);
+    // And add writes exactly the add vector into a cleared slot.
+    let add = Tensor::full([1, n_mem, z], 0.25, (Kind::Float, Device::Cpu));
+    let (written, _, _) = mem.write_rule(&m, &w, &erase, &add);
+    assert!(max_abs(&(written.narrow(1, 7, 1) - 0.25)) < 1e-7);
+}
+
+#[test]
+fn eq12_training_write_changes_memory_and_inference_never_does() {
+    tch::manual_seed(6);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let batch = Batch::from_examples(&model.config, &examples(20, 1), Device::Cpu).unwrap();
+    let before = model.memory().unwrap().contents().detach().copy();
+    let _ = model.predict(&batch);
+    assert_eq!(
+        max_abs(&(model.memory().unwrap().contents() - &before)),
+        0.0
+    );
+    let out = model.forward_train(&batch);
+    model.apply_memory_write(out.write.as_ref().unwrap());
+    assert!(max_abs(&(model.memory().unwrap().contents() - &before)) > 0.0);
+}
+
+#[test]
+fn eq13_gate_output_lies_between_zero_and_the_input() {
+    tch::manual_seed(7);
+    let x = Tensor::randn([32, 4, 16], (Kind::Float, Device::Cpu)) * 3.0;
+    let w = Tensor::randn([4, 16, 16], (Kind::Float, Device::Cpu));
+    let g = Pair::gate(&x, &w);
+    // Same sign as the input (or zero) and no larger in magnitude.
+    assert!(bool::try_from((&g * &x).ge(0.0).all()).unwrap());
+    assert!(bool::try_from(g.abs().le_tensor(&x.abs()).all()).unwrap());
+    assert!(max_abs(&(&g - &x)) > 0.0, "the gate does something");
+}
+
+#[test]
+fn eq17_triplet_loss_is_zero_when_the_margin_is_met_and_positive_otherwise() {
+    let q = Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2]);
+    let close = Tensor::from_slice(&[1.0f32, 0.1]).view([1, 2]);
+    let far = Tensor::from_slice(&[-1.0f32, 0.2]).view([1, 2]);
+    let d_pos = cosine_distance(&q, &close).double_value(&[0]);
+    let d_neg = cosine_distance(&q, &far).double_value(&[0]);
+    assert!(d_neg - d_pos > 1.5);
+    // Margin met: zero.
+    assert_eq!(triplet_hinge(&q, &close, &far, 0.5).double_value(&[0]), 0.0);
+    // Margin not met: d_pos - d_neg + margin.
+    let l = triplet_hinge(&q, &close, &far, 3.0).double_value(&[0]);
+    assert!((l - (d_pos - d_neg + 3.0)).abs() < 1e-6 && l > 0.0);
+    // Positive and negative swapped: positive.
+    assert!(triplet_hinge(&q, &far, &close, 0.0).double_value(&[0]) > 0.0);
+}
+
+#[test]
+fn the_triplet_loss_trains_the_write_head_not_the_read_head() {
+    tch::manual_seed(8);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let batch = Batch::from_examples(&model.config, &examples(30, 2), Device::Cpu).unwrap();
+    let out = model.forward_train(&batch);
+    assert!(out.triplet.double_value(&[]) > 0.0);
+    out.triplet.backward();
+    let vars = model.var_store().variables();
+    let grad = |name: &str| {
+        let g = vars[name].grad();
+        if g.defined() {
+            g.abs().sum(Kind::Float).double_value(&[])
+        } else {
+            0.0
+        }
+    };
+    assert!(
+        grad("memory.w_write") > 0.0,
+        "eq. 18's anchor depends on the write head"
+    );
+    assert!(grad("memory.memory") > 0.0, "and on the written memory");
+    assert_eq!(
+        grad("memory.w_read"),
+        0.0,
+        "the read key plays no part in the triplet loss"
+    );
+    assert_eq!(grad("click_head.out.weight"), 0.0);
+}
+
+#[test]
+fn every_ablation_switch_changes_the_parameters_or_the_output() {
+    let exs = examples(8, 3);
+    let run = |name: &str| {
+        tch::manual_seed(9);
+        let cfg = small_config(Ablation::variant(name).unwrap());
+        let model = Dumn::new(cfg, Device::Cpu).unwrap();
+        let batch = Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap();
+        let out = model.forward_train(&batch);
+        let loss = model.losses(&out, &batch).total.double_value(&[]);
+        (model.parameter_shapes(), model.predict(&batch), loss)
+    };
+    let (full_params, full_out, full_loss) = run("DUMN");
+    for name in &Ablation::VARIANTS[1..] {
+        let (params, out, loss) = run(name);
+        let differs = params != full_params
+            || max_abs(&(&out - &full_out)) > 1e-6
+            || (loss - full_loss).abs() > 1e-6;
+        assert!(differs, "{name} is indistinguishable from DUMN");
+    }
+}
+
+#[test]
+fn two_step_forward_equals_one_step_forward() {
+    tch::manual_seed(10);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let exs = examples(3, 4);
+    // Three users; user 0 gets 4 candidates, user 1 gets 1, user 2 gets 3.
+    let counts = [4usize, 1, 3];
+    let items: Vec<Vec<Option<i64>>> = (0..8).map(|i| vec![Some(100 + i * 7)]).collect();
+    let mut rows = Vec::new();
+    let mut per_user: Vec<Vec<&[Option<i64>]>> = vec![Vec::new(); 3];
+    let mut k = 0;
+    for (u, &n) in counts.iter().enumerate() {
+        for _ in 0..n {
+            let mut e = exs[u * 2].clone();
+            e.item = items[k].clone();
+            rows.push(e);
+            per_user[u].push(items[k].as_slice());
+            k += 1;
+        }
+    }
+    let one_step = model.predict(&Batch::from_examples(&model.config, &rows, Device::Cpu).unwrap());
+    let users: Vec<(&[Option<i64>], &History)> = (0..3)
+        .map(|u| (exs[u * 2].user.as_slice(), &exs[u * 2].history))
+        .collect();
+    let ub = UserBatch::new(&model.config, &users, Device::Cpu).unwrap();
+    let cb = CandidateBatch::new(&model.config, &per_user, Device::Cpu).unwrap();
+    let two_step = tch::no_grad(|| model.candidate_step(&model.user_step(&ub), &cb).sigmoid());
+    assert_eq!(two_step.size(), vec![8, 2]);
+    let diff = max_abs(&(&one_step - &two_step));
+    assert!(diff < 1e-5, "two-step differs by {diff}");
+}
+
+#[test]
+fn scores_do_not_depend_on_the_rest_of_the_batch() {
+    tch::manual_seed(11);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let exs = examples(10, 5);
+    let all = model.predict(&Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap());
+    let one = model.predict(&Batch::from_examples(&model.config, &exs[3..4], Device::Cpu).unwrap());
+    assert!(max_abs(&(all.get(3) - one.get(0))) < 1e-5);
+}
