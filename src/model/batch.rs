@@ -56,7 +56,7 @@ impl History {
                     all.extend(ts[k].iter().copied().zip(self.items[k].iter().copied()));
                 }
                 // Newest first; the sort is stable, so ties keep click < unclick < like < dislike.
-                all.sort_by(|a, b| b.0.cmp(&a.0));
+                all.sort_by_key(|e| std::cmp::Reverse(e.0));
                 vec![all.into_iter().take(t).map(|(_, item)| item).collect()]
             }
         })

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# cargo fmt and clippy, as the project keeps them: no diff, no warning.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+bash "$DUMN_ROOT/ci/setup.sh"
+dumn_libtorch_env
+cd "$DUMN_ROOT"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs libtorch first when it is missing (ci/setup.sh).
+# Usage: ci/test.sh [extra cargo test args]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+bash "$DUMN_ROOT/ci/setup.sh"
+dumn_libtorch_env
+cd "$DUMN_ROOT"
+echo "ci: cargo fmt --check"
+cargo fmt --all -- --check
+echo "ci: building and running the tests (target dir $CARGO_TARGET_DIR)"
+cargo test --all-targets "$@" 2>&1
