@@ -296,3 +296,40 @@ fn scores_do_not_depend_on_the_rest_of_the_batch() {
     let one = model.predict(&Batch::from_examples(&model.config, &exs[3..4], Device::Cpu).unwrap());
     assert!(max_abs(&(all.get(3) - one.get(0))) < 1e-5);
 }
+
+#[test]
+fn profile_and_item_columns_feed_the_model() {
+    use dumn::features::{FeatureSchema, FieldSpec};
+    tch::manual_seed(12);
+    let mut cfg = small_config(Ablation::default());
+    cfg.schema = FeatureSchema {
+        user_fields: vec![
+            FieldSpec::new("user_id", 100),
+            FieldSpec::new("gender", 4),
+            FieldSpec::new("age", 10),
+        ],
+        item_fields: vec![
+            FieldSpec::new("item_id", 100),
+            FieldSpec::new("brand", 20),
+            FieldSpec::new("category", 8),
+        ],
+    };
+    let model = Dumn::new(cfg, Device::Cpu).unwrap();
+    let mut exs = examples(2, 6);
+    for e in &mut exs {
+        e.user = vec![e.user[0], Some(1), None];
+        e.item = vec![e.item[0], Some(3), Some(5)];
+    }
+    let a = model.predict(&Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap());
+    exs[0].item[1] = Some(4); // another brand
+    exs[1].user[1] = Some(2); // another gender
+    let b = model.predict(&Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap());
+    assert!(max_abs(&(a.get(0) - b.get(0))) > 0.0, "brand is an input");
+    assert!(max_abs(&(a.get(1) - b.get(1))) > 0.0, "gender is an input");
+    // A row with the wrong number of item values is refused, naming the columns.
+    exs[0].item.pop();
+    let err = Batch::from_examples(&model.config, &exs, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("brand") && err.contains("category"), "{err}");
+}
