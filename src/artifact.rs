@@ -174,7 +174,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
     if !dir.exists() {
         bail!(
-            "model artifact {} does not exist (train one with `dumn train`, or check the path)",
+            "model artifact {} does not exist (check the path; `dumn demo --out DIR` writes one)",
             dir.display()
         );
     }
