@@ -40,7 +40,7 @@ pub mod pair;
 mod params;
 pub mod purification;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 pub use batch::{Batch, CandidateBatch, Example, History, UserBatch};
@@ -263,7 +263,7 @@ impl Dumn {
 
         // From here on, one row per real candidate.
         let flat_mask = cands.mask.flatten(0, 1);
-        let (rows, user_of_row) = if train || (u == 1 && c == 1) {
+        let (rows, user_of_row) = if train {
             let all = Tensor::arange(u * c, (Kind::Int64, f.device()));
             (all.shallow_clone(), all.divide_scalar_mode(c, "floor"))
         } else {
@@ -411,16 +411,5 @@ impl Dumn {
             .iter()
             .map(|(_, s)| s.iter().product::<i64>())
             .sum()
-    }
-
-    /// Checks that a batch was built for this model's schema and ablation.
-    pub fn check_batch(&self, batch: &Batch) -> Result<()> {
-        let s = self.config.ablation.num_sequences() as i64;
-        ensure!(
-            batch.users.seq_idx.size()[1] == s,
-            "batch has {} sequences per user, the model reads {s}",
-            batch.users.seq_idx.size()[1]
-        );
-        Ok(())
     }
 }
