@@ -3,7 +3,5 @@
 # DUMN_BENCH_DEVICE=cuda runs it on the GPU.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-bash "$DUMN_ROOT/ci/setup.sh"
-dumn_libtorch_env
-cd "$DUMN_ROOT"
+dumn_prepare
 cargo bench --bench model_forward

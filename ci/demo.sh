@@ -5,8 +5,6 @@
 # Usage: ci/demo.sh [extra `dumn demo` flags, e.g. --steps 600 --device cpu]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-bash "$DUMN_ROOT/ci/setup.sh"
-dumn_libtorch_env
-cd "$DUMN_ROOT"
+dumn_prepare
 cargo build --bin dumn 2>&1 | tail -n 3
 "$CARGO_TARGET_DIR/debug/dumn" demo --out "$DUMN_ROOT/out/demo-model" "$@"

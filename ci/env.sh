@@ -21,3 +21,11 @@ dumn_libtorch_env() {
   export LIBTORCH_CXX11_ABI=1
   unset LIBTORCH_USE_PYTORCH
 }
+
+# The common start of every ci/ script: install what is missing, point the build at
+# libtorch, and move to the repository root.
+dumn_prepare() {
+  bash "$DUMN_ROOT/ci/setup.sh"
+  dumn_libtorch_env
+  cd "$DUMN_ROOT"
+}

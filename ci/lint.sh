@@ -2,8 +2,6 @@
 # cargo fmt and clippy, as the project keeps them: no diff, no warning.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-bash "$DUMN_ROOT/ci/setup.sh"
-dumn_libtorch_env
-cd "$DUMN_ROOT"
+dumn_prepare
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings

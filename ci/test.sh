@@ -3,9 +3,7 @@
 # Usage: ci/test.sh [extra cargo test args]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-bash "$DUMN_ROOT/ci/setup.sh"
-dumn_libtorch_env
-cd "$DUMN_ROOT"
+dumn_prepare
 echo "ci: cargo fmt --check"
 cargo fmt --all -- --check
 echo "ci: building and running the tests (target dir $CARGO_TARGET_DIR)"

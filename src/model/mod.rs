@@ -237,15 +237,10 @@ impl Dumn {
     /// Returns `[N, 2]` logits (click, dislike) for the `N` real candidates: users in order,
     /// each user's candidates in order.
     pub fn candidate_step(&self, state: &UserState, cands: &CandidateBatch) -> Tensor {
-        self.candidate_core(state, cands, false).logits
+        self.candidate_core(state, cands).logits
     }
 
-    fn candidate_core(
-        &self,
-        state: &UserState,
-        cands: &CandidateBatch,
-        train: bool,
-    ) -> CandidateOut {
+    fn candidate_core(&self, state: &UserState, cands: &CandidateBatch) -> CandidateOut {
         let (u, c, _) = cands.item_idx.size3().unwrap();
         let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
         let du = state.e_user.size()[1];
@@ -262,15 +257,8 @@ impl Dumn {
             .forward(&state.o, &state.keys, &ctx, &state.mask);
 
         // From here on, one row per real candidate.
-        let flat_mask = cands.mask.flatten(0, 1);
-        let (rows, user_of_row) = if train {
-            let all = Tensor::arange(u * c, (Kind::Int64, f.device()));
-            (all.shallow_clone(), all.divide_scalar_mode(c, "floor"))
-        } else {
-            let rows = flat_mask.nonzero().squeeze_dim(-1);
-            let users = rows.divide_scalar_mode(c, "floor");
-            (rows, users)
-        };
+        let rows = cands.mask.flatten(0, 1).nonzero().squeeze_dim(-1);
+        let user_of_row = rows.divide_scalar_mode(c, "floor");
         let f = f.flatten(0, 1).index_select(0, &rows); // [N, S, E]
 
         // Eq. 6-7: purify click by dislike and unclick by like.
@@ -336,7 +324,7 @@ impl Dumn {
     /// The training forward: logits, the weighted triplet loss and the pending memory write.
     pub fn forward_train(&self, batch: &Batch) -> TrainOutput {
         let state = self.user_step(&batch.users);
-        let out = self.candidate_core(&state, &batch.cands, true);
+        let out = self.candidate_core(&state, &batch.cands);
         let zero = || Tensor::zeros([], (Kind::Float, self.device()));
         let (triplet, write) = match (&self.memory, &out.hidden) {
             (Some(mem), Some(h)) => {
