@@ -7,6 +7,10 @@ export TORCH_VERSION_WANTED="2.11.0"
 # One persistent target dir per machine, outside the clone, so that a CI run on a fresh
 # clone is still an incremental build.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dumn/target}"
+# Tools the tests and benchmarks start (s3s-fs), also cached per machine.
+export DUMN_TOOLS="${DUMN_TOOLS:-$HOME/.cache/dumn/tools}"
+export S3S_FS_VERSION="0.14.1"
+export DUMN_S3S_FS="${DUMN_S3S_FS:-$DUMN_TOOLS/bin/s3s-fs}"
 
 # Points torch-sys at the venv's libtorch. LIBTORCH is one of torch-sys's rerun triggers,
 # so a clone in another folder (another venv) relinks against its own libtorch.

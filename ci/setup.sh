@@ -14,3 +14,12 @@ else
   python3 -m venv "$DUMN_VENV"
   "$DUMN_VENV/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION_WANTED"
 fi
+
+# s3s-fs: a real S3-compatible server for the S3 tests (127.0.0.1 only), built once per
+# machine and cached outside the clone.
+if [ -x "$DUMN_S3S_FS" ]; then
+  echo "setup: s3s-fs already at $DUMN_S3S_FS"
+else
+  echo "setup: building s3s-fs $S3S_FS_VERSION (once per machine, about 4 minutes)"
+  cargo install --quiet --locked --root "$DUMN_TOOLS" s3s-fs --version "$S3S_FS_VERSION" --features binary
+fi

@@ -5,12 +5,24 @@
 //! - [`features`]: the feature schema and id hashing;
 //! - [`train`]: the optimisation step and evaluation;
 //! - [`synth`]: generated examples with planted structure;
-//! - [`device`]: `--device auto|cpu|cuda`.
+//! - [`device`]: `--device auto|cpu|cuda`;
+//! - [`contract`]: the raw-log input tables and their checks;
+//! - [`pipeline`]: the SQL steps of `sql/` (feedback, training examples, scoring input);
+//! - [`gen`]: `dumn gen`, synthetic raw logs with planted structure;
+//! - [`storage`]: local and `s3://` locations, publishing outputs atomically;
+//! - [`output`]: writing query results as Parquet tables;
+//! - [`session`]: the DataFusion session.
 
 pub mod artifact;
+pub mod contract;
 pub mod device;
 pub mod features;
+pub mod gen;
 pub mod metrics;
 pub mod model;
+pub mod output;
+pub mod pipeline;
+pub mod session;
+pub mod storage;
 pub mod synth;
 pub mod train;

@@ -29,3 +29,5 @@ pub fn examples(n_users: usize, seed: u64) -> Vec<Example> {
         ..Default::default()
     })
 }
+pub mod data;
+pub mod s3;

@@ -1,0 +1,58 @@
+//! The subcommands, one module each, and what they share: the async runtime, progress
+//! displays and the engine flags.
+
+pub mod demo;
+pub mod gen;
+pub mod inspect;
+pub mod sequences;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use dumn::session::{parse_memory, EngineOptions};
+
+/// Runs an async subcommand on a multi-threaded runtime.
+pub fn block_on<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// A spinner counting rows, with the rate; hidden when stderr is not a terminal.
+pub fn row_spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {human_pos} {msg} ({per_sec})")
+            .expect("a valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Flags that tune the query engine.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Parallel partitions (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
+    /// Memory that sorts, joins and aggregates may hold before spilling to disk, e.g.
+    /// 512M or 4G; `none` for no limit.
+    // Spelled out so that clap parses the whole `Option` (None = no limit) with
+    // parse_memory instead of treating the flag as optional.
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_memory)]
+    pub memory_limit: std::option::Option<usize>,
+}
+
+impl EngineArgs {
+    pub fn options(&self) -> EngineOptions {
+        EngineOptions {
+            partitions: self.partitions,
+            memory_limit: self.memory_limit,
+        }
+    }
+}

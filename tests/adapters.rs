@@ -1,0 +1,117 @@
+//! The two real datasets in ../shared/datasets load through their adapters in
+//! sql/adapters/ and become training examples.
+
+mod common;
+
+use common::data::*;
+use dumn::contract::Inputs;
+use dumn::output::write_parquet;
+use dumn::pipeline::{self, Output, Params};
+use dumn::session::{context, EngineOptions};
+use dumn::storage::Location;
+
+/// Builds the training examples of `dataset` with `adapter`, returning the written rows.
+fn examples(
+    adapter: &str,
+    dataset: &str,
+    out: &std::path::Path,
+) -> Vec<datafusion::arrow::array::RecordBatch> {
+    let data = shared_dir().join("datasets").join(dataset);
+    runtime().block_on(async {
+        let ctx = context(&EngineOptions::default()).unwrap();
+        let inputs = Inputs {
+            data: Some(Location::Local(data)),
+            adapter: Some(pipeline::adapter(adapter).unwrap()),
+            ..Default::default()
+        };
+        let params = Params::new().seq_len(20).unwrap();
+        let (df, _) = pipeline::prepare(&ctx, &inputs, Output::Training, None, &params)
+            .await
+            .unwrap();
+        write_parquet(
+            df,
+            &Location::Local(out.to_path_buf()),
+            serde_json::json!({}),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        read_parquet(out).await
+    })
+}
+
+#[test]
+fn kuairand_loads_with_all_four_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = examples("kuairand", "kuairand27k_like_hate", &dir.path().join("out"));
+    let (mut rows, mut clicked, mut disliked) = (0, 0, 0);
+    let mut nonempty = [0usize; 4];
+    for b in &batches {
+        rows += b.num_rows();
+        clicked += bools(b, "clicked")
+            .iter()
+            .filter(|c| **c == Some(true))
+            .count();
+        disliked += bools(b, "disliked")
+            .iter()
+            .filter(|c| **c == Some(true))
+            .count();
+        for (k, kind) in KINDS.iter().enumerate() {
+            nonempty[k] += lists(b, &format!("{kind}_seq"))
+                .iter()
+                .filter(|s| !s.as_ref().unwrap().is_empty())
+                .count();
+        }
+        assert!(
+            strings(b, "user_active_degree").iter().all(Option::is_some),
+            "profile joined"
+        );
+    }
+    // SOURCE.txt: 41,828 rows, 27,484 clicked, 8,083 hated (each row its own impression).
+    assert!((41_000..=41_828).contains(&rows), "{rows} examples");
+    assert!((26_500..=27_484).contains(&clicked), "{clicked} clicked");
+    assert!((7_800..=8_083).contains(&disliked), "{disliked} disliked");
+    assert!(
+        nonempty.iter().all(|n| *n > 5_000),
+        "every kind of sequence is used: {nonempty:?}"
+    );
+}
+
+#[test]
+fn taobao_loads_with_likes_from_the_behaviour_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = examples("taobao", "ali_display_dmr_sample", &dir.path().join("out"));
+    let (mut rows, mut clicked, mut with_likes) = (0, 0, 0);
+    for b in &batches {
+        rows += b.num_rows();
+        clicked += bools(b, "clicked")
+            .iter()
+            .filter(|c| **c == Some(true))
+            .count();
+        with_likes += lists(b, "like_seq")
+            .iter()
+            .filter(|s| !s.as_ref().unwrap().is_empty())
+            .count();
+        assert!(
+            lists(b, "dislike_seq")
+                .iter()
+                .all(|s| s.as_ref().unwrap().is_empty()),
+            "no dislikes in this dataset"
+        );
+        assert!(
+            i64s(b, "cate_id").iter().all(Option::is_some),
+            "ad features joined"
+        );
+        assert!(
+            i64s(b, "age_level").iter().all(Option::is_some),
+            "profile joined"
+        );
+    }
+    // SOURCE.txt: 500 rows, 210 clicked.
+    assert_eq!(rows, 500);
+    assert_eq!(clicked, 210);
+    assert!(
+        with_likes > 100,
+        "cart/fav/buy events become likes: {with_likes}"
+    );
+}

@@ -1,0 +1,197 @@
+//! Helpers for the data-plane tests: a runtime, reading tables back, and a brute-force
+//! reference of the sequences that the SQL must reproduce.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+pub const KINDS: [&str; 4] = ["click", "unclick", "like", "dislike"];
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The folder of the shared datasets: $DUMN_SHARED_DIR, ../shared beside the repository,
+/// or /work/shared.
+pub fn shared_dir() -> PathBuf {
+    let candidates = [
+        std::env::var_os("DUMN_SHARED_DIR").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")),
+        Some(PathBuf::from("/work/shared")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("datasets").is_dir())
+        .expect("the shared datasets: set DUMN_SHARED_DIR to the folder holding datasets/")
+}
+
+pub async fn sql(ctx: &SessionContext, q: &str) -> Vec<RecordBatch> {
+    ctx.sql(q).await.unwrap().collect().await.unwrap()
+}
+
+/// Reads a Parquet folder or file into batches.
+pub async fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let ctx = SessionContext::new();
+    ctx.read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
+pub fn i64s(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
+    let a = cast(b.column_by_name(col).unwrap(), &DataType::Int64).unwrap();
+    let a = a.as_primitive::<Int64Type>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
+}
+
+/// A timestamp column as microseconds since the epoch.
+pub fn micros(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
+    let a = cast(
+        b.column_by_name(col).unwrap(),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )
+    .unwrap();
+    let a = cast(&a, &DataType::Int64).unwrap();
+    let a = a.as_primitive::<Int64Type>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
+}
+
+pub fn bools(b: &RecordBatch, col: &str) -> Vec<Option<bool>> {
+    let a = b.column_by_name(col).unwrap().as_boolean();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
+}
+
+pub fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    let a = cast(b.column_by_name(col).unwrap(), &DataType::Utf8).unwrap();
+    let a = a.as_string::<i32>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+        .collect()
+}
+
+/// A list-of-integers column; a NULL list is returned as `None`.
+pub fn lists(b: &RecordBatch, col: &str) -> Vec<Option<Vec<i64>>> {
+    let a = b.column_by_name(col).unwrap();
+    let a = cast(a, &DataType::new_list(DataType::Int64, true)).unwrap();
+    let a = a.as_list::<i32>();
+    (0..a.len())
+        .map(|i| {
+            a.is_valid(i).then(|| {
+                let v = a.value(i);
+                let v = v.as_primitive::<Int64Type>();
+                v.iter()
+                    .map(|x| x.expect("no NULL inside a sequence"))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// One feedback event of the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Event {
+    pub item: i64,
+    pub ts: i64,
+    pub kind: usize,
+}
+
+/// Every user's feedback events, built in Rust from the raw tables with the mapping of
+/// sql/feedback.sql (deduplicated).
+#[derive(Default)]
+pub struct Reference {
+    pub events: HashMap<i64, Vec<Event>>,
+}
+
+impl Reference {
+    pub async fn load(data: &Path) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let mut events: HashMap<i64, Vec<Event>> = HashMap::new();
+        let mut add = |u: Option<i64>, i: Option<i64>, t: Option<i64>, kind: Option<usize>| {
+            if let (Some(u), Some(i), Some(t), Some(kind)) = (u, i, t, kind) {
+                if seen.insert((u, i, t, kind)) {
+                    events.entry(u).or_default().push(Event {
+                        item: i,
+                        ts: t,
+                        kind,
+                    });
+                }
+            }
+        };
+        // An impression logged several times counts once, as a click if any copy is one.
+        let mut impressions: HashMap<(i64, i64, i64), bool> = HashMap::new();
+        for b in read_parquet(&data.join("impressions")).await {
+            let (u, i, t, c) = (
+                i64s(&b, "user_id"),
+                i64s(&b, "item_id"),
+                micros(&b, "ts"),
+                bools(&b, "clicked"),
+            );
+            for r in 0..b.num_rows() {
+                if let (Some(u), Some(i), Some(t), Some(c)) = (u[r], i[r], t[r], c[r]) {
+                    *impressions.entry((u, i, t)).or_default() |= c;
+                }
+            }
+        }
+        for ((u, i, t), c) in impressions {
+            add(Some(u), Some(i), Some(t), Some(if c { 0 } else { 1 }));
+        }
+        for b in read_parquet(&data.join("actions")).await {
+            let (u, i, t, a) = (
+                i64s(&b, "user_id"),
+                i64s(&b, "item_id"),
+                micros(&b, "ts"),
+                strings(&b, "action"),
+            );
+            for r in 0..b.num_rows() {
+                let kind = a[r]
+                    .as_deref()
+                    .and_then(|a| match a.trim().to_lowercase().as_str() {
+                        "like" | "cart" | "fav" | "buy" => Some(2),
+                        "dislike" | "hate" => Some(3),
+                        _ => None,
+                    });
+                add(u[r], i[r], t[r], kind);
+            }
+        }
+        Self { events }
+    }
+
+    /// The four sequences of `user` from events strictly before `before`, newest first
+    /// (ties: larger item id first), at most `t` each.
+    pub fn sequences(&self, user: i64, before: i64, t: usize) -> [Vec<i64>; 4] {
+        let mut out: [Vec<(i64, i64)>; 4] = Default::default();
+        for e in self.events.get(&user).map(Vec::as_slice).unwrap_or(&[]) {
+            if e.ts < before {
+                out[e.kind].push((e.ts, e.item));
+            }
+        }
+        out.map(|mut v| {
+            v.sort_by(|a, b| b.cmp(a));
+            v.into_iter().take(t).map(|(_, item)| item).collect()
+        })
+    }
+
+    /// Whether `user` disliked `item` at or after `at`.
+    pub fn disliked(&self, user: i64, item: i64, at: i64) -> bool {
+        self.events.get(&user).is_some_and(|v| {
+            v.iter()
+                .any(|e| e.kind == 3 && e.item == item && e.ts >= at)
+        })
+    }
+}

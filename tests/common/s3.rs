@@ -1,0 +1,85 @@
+//! A real S3-compatible server (s3s-fs) on 127.0.0.1 for the tests, started per test and
+//! stopped when dropped. ci/setup.sh builds it; $DUMN_S3S_FS names the binary.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "dumn-test-key";
+pub const SECRET_KEY: &str = "dumn-test-secret";
+
+pub struct S3Server {
+    child: Child,
+    pub endpoint: String,
+    /// The server's storage: one sub-folder per bucket, objects as plain files.
+    pub root: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("DUMN_S3S_FS") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    let p = PathBuf::from(home).join(".cache/dumn/tools/bin/s3s-fs");
+    assert!(
+        p.is_file(),
+        "the S3 tests need the s3s-fs server: run ci/setup.sh (it builds {})",
+        p.display()
+    );
+    p
+}
+
+impl S3Server {
+    /// Starts the server with the given buckets on a free port and waits until it listens.
+    pub fn start(buckets: &[&str]) -> S3Server {
+        let root = tempfile::tempdir().unwrap();
+        for b in buckets {
+            std::fs::create_dir_all(root.path().join(b)).unwrap();
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting s3s-fs");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "s3s-fs did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+        }
+    }
+
+    /// The standard AWS variables that point a client at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

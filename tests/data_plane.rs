@@ -1,0 +1,216 @@
+//! The data plane on generated logs: the SQL's sequences equal a brute-force reference
+//! computed in Rust, so they are point-in-time, newest first, capped at T, and empty (not
+//! NULL) for users without history.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::data::*;
+use dumn::contract::Inputs;
+use dumn::gen::{generate, GenConfig};
+use dumn::output::write_parquet;
+use dumn::pipeline::{self, parse_cutoff, Output, Params};
+use dumn::session::{context, EngineOptions};
+use dumn::storage::Location;
+
+const T: usize = 6;
+
+fn small_gen() -> GenConfig {
+    GenConfig {
+        users: 300,
+        impressions_per_user: 40,
+        candidates_per_user: 8,
+        topics: 6,
+        items_per_topic: 30,
+        days: 6,
+        seed: 11,
+        ..Default::default()
+    }
+}
+
+async fn build(
+    data: &Path,
+    out: &Path,
+    output: Output,
+    params: Params,
+) -> dumn::output::WriteSummary {
+    let ctx = context(&EngineOptions::default()).unwrap();
+    let inputs = Inputs {
+        data: Some(Location::Local(data.to_path_buf())),
+        ..Default::default()
+    };
+    let (df, checks) = pipeline::prepare(&ctx, &inputs, output, None, &params)
+        .await
+        .unwrap();
+    assert!(checks.warnings.is_empty(), "{:?}", checks.warnings);
+    write_parquet(
+        df,
+        &Location::Local(out.to_path_buf()),
+        serde_json::json!({}),
+        |_| {},
+    )
+    .await
+    .unwrap()
+}
+
+#[test]
+fn training_examples_match_the_point_in_time_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("examples");
+    runtime().block_on(async {
+        let cfg = small_gen();
+        let gen = generate(&cfg, &Location::Local(data.clone()), |_| {})
+            .await
+            .unwrap();
+        let summary = build(
+            &data,
+            &out,
+            Output::Training,
+            Params::new().seq_len(T).unwrap(),
+        )
+        .await;
+        assert!(out.join("_SUCCESS").is_file());
+        let reference = Reference::load(&data).await;
+
+        let mut rows = 0;
+        let (mut full, mut empty, mut disliked, mut clicked) = (0, 0, 0, 0);
+        let mut keys = std::collections::HashSet::new();
+        for b in read_parquet(&out).await {
+            let (u, i, t) = (i64s(&b, "user_id"), i64s(&b, "item_id"), micros(&b, "ts"));
+            let (c, d) = (bools(&b, "clicked"), bools(&b, "disliked"));
+            let seqs: Vec<_> = KINDS
+                .iter()
+                .map(|k| lists(&b, &format!("{k}_seq")))
+                .collect();
+            let (region, category) = (i64s(&b, "region"), i64s(&b, "category"));
+            for r in 0..b.num_rows() {
+                rows += 1;
+                let (user, item, ts) = (u[r].unwrap(), i[r].unwrap(), t[r].unwrap());
+                assert!(
+                    keys.insert((user, item, ts)),
+                    "impression {user}/{item}/{ts} twice"
+                );
+                let want = reference.sequences(user, ts, T);
+                for k in 0..4 {
+                    let got = seqs[k][r].as_ref().expect("a list, never NULL");
+                    assert_eq!(got, &want[k], "{} of user {user} at {ts}", KINDS[k]);
+                    full += usize::from(got.len() == T);
+                    empty += usize::from(got.is_empty());
+                }
+                assert_eq!(
+                    d[r],
+                    Some(reference.disliked(user, item, ts)),
+                    "disliked {user}/{item}"
+                );
+                disliked += usize::from(d[r].unwrap());
+                clicked += usize::from(c[r].unwrap());
+                assert!(
+                    region[r].is_some() && category[r].is_some(),
+                    "features joined"
+                );
+            }
+        }
+        assert_eq!(rows as u64, summary.rows);
+        // Every generated impression has a distinct (user, item, time): one example each.
+        assert_eq!(rows as u64, gen.impressions);
+        // The check must have bitten on all the cases: capped, empty, both labels.
+        assert!(full > 1000 && empty > 1000, "full {full}, empty {empty}");
+        assert!(
+            disliked > 50 && clicked > 1000,
+            "disliked {disliked}, clicked {clicked}"
+        );
+    });
+}
+
+#[test]
+fn scoring_input_sees_only_feedback_before_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("scoring");
+    runtime().block_on(async {
+        let cfg = small_gen();
+        let gen = generate(&cfg, &Location::Local(data.clone()), |_| {})
+            .await
+            .unwrap();
+        // A cutoff in the middle of the logs, at a time of day: later events must not leak.
+        let cutoff = parse_cutoff("2026-11-04T13:30:00").unwrap();
+        let cutoff_us = cutoff.and_utc().timestamp_micros();
+        let params = Params::new().seq_len(T).unwrap().cutoff(cutoff);
+        let summary = build(&data, &out, Output::Scoring, params).await;
+        assert_eq!(summary.rows, gen.candidates, "one row per candidate");
+        let reference = Reference::load(&data).await;
+        let later = reference
+            .events
+            .values()
+            .flatten()
+            .filter(|e| e.ts >= cutoff_us)
+            .count();
+        assert!(later > 1000, "the cutoff must exclude events ({later})");
+
+        let mut no_history = 0;
+        let mut per_user: HashMap<i64, usize> = HashMap::new();
+        for b in read_parquet(&out).await {
+            let (u, src) = (i64s(&b, "user_id"), strings(&b, "source"));
+            let seqs: Vec<_> = KINDS
+                .iter()
+                .map(|k| lists(&b, &format!("{k}_seq")))
+                .collect();
+            for r in 0..b.num_rows() {
+                let user = u[r].unwrap();
+                *per_user.entry(user).or_default() += 1;
+                assert!(src[r].is_some(), "pass-through column kept");
+                let want = reference.sequences(user, cutoff_us, T);
+                for k in 0..4 {
+                    assert_eq!(seqs[k][r].as_ref().expect("never NULL"), &want[k]);
+                }
+                if !reference.events.contains_key(&user) {
+                    no_history += 1;
+                    assert!(seqs.iter().all(|s| s[r].as_ref().unwrap().is_empty()));
+                }
+            }
+        }
+        assert_eq!(
+            per_user.len(),
+            cfg.users,
+            "every user's candidates are there"
+        );
+        assert!(
+            no_history > 0,
+            "new users (no logs) get rows with empty lists"
+        );
+    });
+}
+
+#[test]
+fn a_rerun_replaces_the_output_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("scoring");
+    runtime().block_on(async {
+        let cfg = GenConfig {
+            users: 50,
+            ..small_gen()
+        };
+        generate(&cfg, &Location::Local(data.clone()), |_| {})
+            .await
+            .unwrap();
+        let params = Params::new().seq_len(T).unwrap().cutoff(cfg.cutoff());
+        let first = build(&data, &out, Output::Scoring, params.clone()).await;
+        let second = build(&data, &out, Output::Scoring, params).await;
+        assert_eq!(first.rows, second.rows);
+        let total: usize = read_parquet(&out).await.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(
+            total as u64, second.rows,
+            "no file of the first run is left"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("staging") || n.contains("replaced"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    });
+}
