@@ -1,9 +1,12 @@
 """Runs dumn's data-plane SQL on DuckDB, for the comparison in ci/bench-data.sh.
 
-The SQL is the repository's own sql/feedback.sql and sql/training_examples.sql or
-sql/scoring_input.sql, with the same ${...} parameters and a mechanical translation of the
-function names DuckDB spells differently (array_slice -> list_slice, array_reverse ->
-list_reverse). The result is written to Parquet, like `dumn sequences` does.
+The SQL is the repository's own sql/feedback.sql and sql/scoring_input.sql, with the same
+${...} parameters and a mechanical translation of the function names DuckDB spells
+differently (array_slice -> list_slice, cardinality -> len,
+a timestamp's nanoseconds CAST(ts AS BIGINT) -> epoch_ns(ts),
+and dumn's aggregate dumn_recent(item, ts, n) -> list(item ORDER BY ts DESC, item DESC)[1:n]). The training examples use
+benches/duckdb/training_examples.sql: DuckDB has no dumn_history window function, so that
+file builds the same rows in DuckDB's own best way (ordered lists, counts, slices). The result is written to Parquet, like `dumn sequences` does.
 
 usage: duckdb_sequences.py training|scoring DATA OUT --seq-len T [--cutoff TIMESTAMP]
 """
@@ -23,7 +26,20 @@ def render(path, params):
     lines = (ROOT / path).read_text().splitlines()
     sql = "\n".join(l for l in lines if not l.strip().startswith("--"))
     sql = re.sub(r"\$\{(\w+)\}", lambda m: params[m.group(1)], sql)
-    sql = sql.replace("array_slice(", "list_slice(").replace("array_reverse(", "list_reverse(")
+    # dumn_recent(item, ts [, n]) FILTER (WHERE c) is dumn's aggregate (udfs/recent.rs); DuckDB
+    # spells it with its ordered list aggregate.
+    def recent(m):
+        item, ts, n, cond = m.group(1), m.group(2), m.group(3), m.group(4)
+        agg = f"list({item} ORDER BY {ts} DESC, {item} DESC) FILTER (WHERE {cond})"
+        if n:
+            agg = f"list_slice({agg}, 1, {n})"
+        return f"coalesce({agg}, [])"
+
+    sql = re.sub(
+        r"dumn_recent\((\w+), (\w+)(?:, (\w+))?\) FILTER \(WHERE ([^)]*)\)", recent, sql
+    )
+    sql = sql.replace("array_slice(", "list_slice(").replace("cardinality(", "len(")
+    sql = sql.replace("CAST(ts AS BIGINT)", "epoch_ns(ts)")
     return sql
 
 
@@ -47,11 +63,12 @@ def main():
         tables.append("candidates")
     for t in tables:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{a.data}/{t}/*.parquet')")
-    step = "sql/training_examples.sql" if a.output == "training" else "sql/scoring_input.sql"
+    step = "benches/duckdb/training_examples.sql" if a.output == "training" else "sql/scoring_input.sql"
     view = "training_examples" if a.output == "training" else "scoring_input"
     for path in ["sql/feedback.sql", step]:
         for stmt in render(path, params).split(";"):
-            if stmt.strip():
+            # DataFusion's own settings (SET datafusion.…) mean nothing to DuckDB.
+            if stmt.strip() and not stmt.strip().startswith("SET datafusion."):
                 con.execute(stmt)
     started = time.time()
     con.execute(f"COPY (SELECT * FROM {view}) TO '{a.out}' (FORMAT parquet, COMPRESSION snappy)")

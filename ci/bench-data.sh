@@ -19,8 +19,8 @@ DUCK_VERSION=$("$DUMN_VENV/bin/python" -c "import duckdb; print(duckdb.__version
 gen() {
   [ -f "$WORK/$1/_SUCCESS" ] || "$BIN" gen "$WORK/$1" --users "$2" --impressions-per-user 100 --candidates-per-user 100
 }
-gen data-1m 10000
-gen data-4m 40000
+gen data-1m 11000
+gen data-4m 44000
 CUTOFF="2026-11-15T00:00:00"
 
 # measure LABEL CMD...: wall seconds and peak RSS (MB) into $WORK/LABEL.time
@@ -30,7 +30,7 @@ measure() {
     { cat "$WORK/$label.log"; exit 1; }
   tail -n 1 "$WORK/$label.log"
 }
-rows_of() { "$DUMN_VENV/bin/python" -c "import duckdb,sys; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$1/*.parquet')\").fetchone()[0])"; }
+rows_of() { "$DUMN_VENV/bin/python" -c "import duckdb,sys; print(duckdb.sql(\"SELECT count(*) FROM read_parquet('$1/*.parquet')\").fetchall()[0][0])"; }
 
 run_case() { # NAME OUTPUT DATA
   local name=$1 output=$2 data=$3 cut=()

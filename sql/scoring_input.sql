@@ -7,40 +7,45 @@
 --   every column of `users` (but user_id) and of `items` (but item_id), NULL when absent.
 -- Candidates with a NULL user_id or item_id are dropped.
 --
--- The plan keeps only the newest ${seq_len} events of each user and kind (a window over
--- the events sorted once) before building the lists, so a user's list never holds more.
+-- Memory: dumn_recent (udfs/recent.rs) keeps at most ${seq_len} events per user and kind
+-- while it aggregates, and the joins below hash the small, per-user and per-item sides and
+-- stream the candidates through them (the left side of each join is the hash table, so
+-- statistics-driven join swapping is turned off here). Memory then grows with the number
+-- of users, not of candidates.
+SET datafusion.optimizer.join_reordering = false;
+
 CREATE OR REPLACE VIEW scoring_input AS
-WITH recent AS (
-    SELECT user_id, item_id, ts, kind
-    FROM (
-        SELECT
-            user_id, item_id, ts, kind,
-            row_number() OVER (PARTITION BY user_id, kind ORDER BY ts DESC, item_id DESC) AS age
-        FROM feedback
-        WHERE ts < ${cutoff}
-    ) AS ranked
-    WHERE age <= ${seq_len}
+-- Every candidate user gets a group, so that a user without feedback gets empty lists
+-- (dumn_recent skips the NULL item), never NULL.
+WITH events AS (
+    SELECT user_id, item_id, ts, kind FROM feedback WHERE ts < ${cutoff}
+    UNION ALL
+    SELECT DISTINCT CAST(user_id AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS TIMESTAMP), CAST(NULL AS VARCHAR)
+    FROM candidates
+    WHERE user_id IS NOT NULL
 ),
 histories AS (
     SELECT
         user_id,
-        array_agg(item_id ORDER BY ts DESC, item_id DESC) FILTER (WHERE kind = 'click') AS click_seq,
-        array_agg(item_id ORDER BY ts DESC, item_id DESC) FILTER (WHERE kind = 'unclick') AS unclick_seq,
-        array_agg(item_id ORDER BY ts DESC, item_id DESC) FILTER (WHERE kind = 'like') AS like_seq,
-        array_agg(item_id ORDER BY ts DESC, item_id DESC) FILTER (WHERE kind = 'dislike') AS dislike_seq
-    FROM recent
+        dumn_recent(item_id, ts, ${seq_len}) FILTER (WHERE kind = 'click') AS click_seq,
+        dumn_recent(item_id, ts, ${seq_len}) FILTER (WHERE kind = 'unclick') AS unclick_seq,
+        dumn_recent(item_id, ts, ${seq_len}) FILTER (WHERE kind = 'like') AS like_seq,
+        dumn_recent(item_id, ts, ${seq_len}) FILTER (WHERE kind = 'dislike') AS dislike_seq
+    FROM events
     GROUP BY user_id
+),
+-- One row per user: the sequences and the profile.
+user_side AS (
+    SELECT h.*, u.* EXCLUDE (user_id)
+    FROM users AS u
+    RIGHT JOIN histories AS h ON u.user_id = h.user_id
+),
+with_users AS (
+    SELECT c.*, s.* EXCLUDE (user_id)
+    FROM user_side AS s
+    JOIN candidates AS c ON c.user_id = s.user_id
+    WHERE c.item_id IS NOT NULL
 )
-SELECT
-    c.*,
-    coalesce(h.click_seq, []) AS click_seq,
-    coalesce(h.unclick_seq, []) AS unclick_seq,
-    coalesce(h.like_seq, []) AS like_seq,
-    coalesce(h.dislike_seq, []) AS dislike_seq,
-    u.* EXCLUDE (user_id),
-    i.* EXCLUDE (item_id)
-FROM candidates AS c
-LEFT JOIN histories AS h ON h.user_id = c.user_id
-LEFT JOIN users AS u ON u.user_id = c.user_id
-LEFT JOIN items AS i ON i.item_id = c.item_id
-WHERE c.user_id IS NOT NULL AND c.item_id IS NOT NULL;
+SELECT x.*, i.* EXCLUDE (item_id)
+FROM items AS i
+RIGHT JOIN with_users AS x ON i.item_id = x.item_id;

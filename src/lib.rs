@@ -11,7 +11,8 @@
 //! - [`gen`]: `dumn gen`, synthetic raw logs with planted structure;
 //! - [`storage`]: local and `s3://` locations, publishing outputs atomically;
 //! - [`output`]: writing query results as Parquet tables;
-//! - [`session`]: the DataFusion session.
+//! - [`session`]: the DataFusion session;
+//! - [`udfs`]: dumn's SQL functions (the files live in `udfs/`).
 
 pub mod artifact;
 pub mod contract;
@@ -26,3 +27,5 @@ pub mod session;
 pub mod storage;
 pub mod synth;
 pub mod train;
+#[path = "../udfs/mod.rs"]
+pub mod udfs;

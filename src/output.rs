@@ -7,7 +7,7 @@
 //! any error the staging folder is removed and the previous target is left as it was.
 //!
 //! Row groups are capped at [`ROW_GROUP_ROWS`] rows, so a writer buffers a bounded amount
-//! whatever the table's size.
+//! whatever the table's size, and at most one partition per core is written at a time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::storage::{self, Location};
 
 /// Rows per Parquet row group.
-pub const ROW_GROUP_ROWS: usize = 65_536;
+pub const ROW_GROUP_ROWS: usize = 16_384;
 
 /// What a write produced.
 #[derive(Debug, Clone, Serialize)]

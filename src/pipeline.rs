@@ -239,6 +239,9 @@ pub async fn build(
         .with_context(|| format!("{} must define the view `{}`", last.name, output.view()))
 }
 
+/// Impressions per partition when building training examples (see [`prepare`]).
+pub const TRAINING_ROWS_PER_PARTITION: u64 = 100_000;
+
 /// Registers the inputs that `output` reads, runs the pre-flight checks, and builds the
 /// output view (with `last`, or the embedded final step when `None`).
 pub async fn prepare(
@@ -254,6 +257,23 @@ pub async fn prepare(
         Output::Scoring => &["candidates"],
     };
     let checks = crate::contract::preflight(ctx, output.tables(), non_empty).await?;
+    if output == Output::Training {
+        // dumn_history runs in DataFusion's unbounded window operator, which holds a whole
+        // partition's rows and sequences at once: cut the work into partitions of about
+        // TRAINING_ROWS_PER_PARTITION impressions (output::write_parquet runs only as many at a
+        // time as there are cores), so memory does not grow with the log.
+        let rows = checks.rows.get("impressions").copied().unwrap_or(0);
+        let wanted = (rows / TRAINING_ROWS_PER_PARTITION + 1) as usize;
+        let current = ctx.state().config().target_partitions();
+        if wanted > current {
+            ctx.sql(&format!(
+                "SET datafusion.execution.target_partitions = {wanted}"
+            ))
+            .await?
+            .collect()
+            .await?;
+        }
+    }
     let default = output.script();
     let df = build(ctx, output, last.unwrap_or(&default), params).await?;
     Ok((df, checks))

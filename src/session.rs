@@ -49,7 +49,7 @@ pub fn parse_memory(s: &str) -> Result<Option<usize>, String> {
     Ok(Some(n * mult))
 }
 
-/// A session with the options above, URL tables enabled, and spilling to the system's
+/// A session with dumn's functions registered, the options above, URL tables enabled, and spilling to the system's
 /// temporary folder when a memory limit is set.
 pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(true);
@@ -63,6 +63,7 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
     }
     let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    crate::udfs::register(&ctx);
     Ok(ctx.enable_url_table())
 }
 

@@ -50,6 +50,10 @@ pub struct SequencesArgs {
     /// Print the query plan instead of writing.
     #[arg(long)]
     pub explain: bool,
+    /// Run the query without writing, and print the plan with each operator's time and
+    /// rows (EXPLAIN ANALYZE).
+    #[arg(long, conflicts_with = "explain")]
+    pub analyze: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -93,8 +97,8 @@ pub async fn run(args: SequencesArgs) -> Result<()> {
     for w in &checks.warnings {
         eprintln!("warning: {w}");
     }
-    if args.explain {
-        let plan = df.explain(false, false)?.collect().await?;
+    if args.explain || args.analyze {
+        let plan = df.explain(false, args.analyze)?.collect().await?;
         println!(
             "{}",
             datafusion::arrow::util::pretty::pretty_format_batches(&plan)?
