@@ -79,6 +79,18 @@ pub fn save(
     training_data: Option<DataInfo>,
     metrics: BTreeMap<String, f64>,
 ) -> Result<Manifest> {
+    save_with_files(model, dir, training_data, metrics, &[])
+}
+
+/// [`save`], with extra files (a report, a plot) written into the artifact before it is
+/// published, so they appear together with the weights or not at all.
+pub fn save_with_files(
+    model: &Dumn,
+    dir: &Path,
+    training_data: Option<DataInfo>,
+    metrics: BTreeMap<String, f64>,
+    files: &[(&str, Vec<u8>)],
+) -> Result<Manifest> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -98,6 +110,10 @@ pub fn save(
     fs::create_dir(&tmp)
         .with_context(|| format!("cannot write the model artifact into {}", parent.display()))?;
     let result = write_into(model, &tmp, training_data, metrics).and_then(|m| {
+        for (name, bytes) in files {
+            fs::write(tmp.join(name), bytes)
+                .with_context(|| format!("cannot write {name} into the artifact"))?;
+        }
         publish(&tmp, dir)?;
         Ok(m)
     });

@@ -4,6 +4,8 @@
 //! - [`artifact`]: saving and loading trained models (safetensors + JSON manifest);
 //! - [`features`]: the feature schema and id hashing;
 //! - [`train`]: the optimisation step and evaluation;
+//! - [`dataset`], [`fit`]: `dumn train`'s time split, streamed examples and training loop;
+//! - [`examples`]: Arrow rows to model examples;
 //! - [`synth`]: generated examples with planted structure;
 //! - [`device`]: `--device auto|cpu|cuda`;
 //! - [`contract`]: the raw-log input tables and their checks;
@@ -16,13 +18,17 @@
 
 pub mod artifact;
 pub mod contract;
+pub mod dataset;
 pub mod device;
+pub mod examples;
 pub mod features;
+pub mod fit;
 pub mod gen;
 pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod report;
 pub mod session;
 pub mod storage;
 pub mod synth;

@@ -39,6 +39,18 @@ enum Command {
     /// strictly before it and both labels; `scoring` gives one row per candidate with the
     /// sequences strictly before --cutoff.
     Sequences(cmd::sequences::SequencesArgs),
+    /// Train DUMN from raw logs: time split, Adam, early stopping on validation AUC.
+    ///
+    /// Builds the training examples with sql/ (or --sql), splits them by time into train,
+    /// validation and test, trains with logloss plus the triplet loss, keeps the weights of
+    /// the best validation epoch, and writes the artifact with report.json and
+    /// learning_curve.svg. Settings can come from a TOML job file (--job).
+    Train(cmd::train::TrainArgs),
+    /// The AUC, GAUC and logloss of a saved model on any dataset.
+    Eval(cmd::train::EvalArgs),
+    /// Train every ablation variant of the paper and two baselines on one split, and print
+    /// the table (AUC and GAUC per variant).
+    Ablate(cmd::train::AblateArgs),
     /// Train the model on generated examples with a planted signal, and show it learn.
     ///
     /// Generates users with a long-term taste, a hated topic and short-term drift, trains
@@ -62,6 +74,9 @@ fn main() {
     let result = match cli.command {
         Command::Gen(args) => cmd::block_on(cmd::gen::run(args)),
         Command::Sequences(args) => cmd::block_on(cmd::sequences::run(args)),
+        Command::Train(args) => cmd::block_on(cmd::train::run(args)),
+        Command::Eval(args) => cmd::block_on(cmd::train::eval(args)),
+        Command::Ablate(args) => cmd::block_on(cmd::train::ablate(args)),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect { model } => cmd::inspect::run(model),
     };

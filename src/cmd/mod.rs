@@ -5,6 +5,7 @@ pub mod demo;
 pub mod gen;
 pub mod inspect;
 pub mod sequences;
+pub mod train;
 
 use std::future::Future;
 use std::time::Duration;

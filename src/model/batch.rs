@@ -40,6 +40,8 @@ impl History {
         Ok(match mode {
             FeedbackMode::Separate => self.items.iter().map(cut).collect(),
             FeedbackMode::ImplicitOnly => self.items[..2].iter().map(cut).collect(),
+            FeedbackMode::ClickOnly => vec![cut(&self.items[CLICK])],
+            FeedbackMode::NoSequences => vec![Vec::new()],
             FeedbackMode::AllInOne => {
                 let Some(ts) = &self.ts else {
                     bail!("the all-in-one ablation (DUMN_AF) needs event timestamps in the history")

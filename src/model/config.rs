@@ -20,6 +20,11 @@ pub enum FeedbackMode {
     /// DUMN_AF: all feedback merged by time into one sequence and one memory; no orthogonal
     /// mapping, no triplet loss (it needs two kinds of feedback to contrast).
     AllInOne,
+    /// Baseline BASE_DIN: the click sequence only.
+    ClickOnly,
+    /// Baseline BASE_FEATURES: no sequence at all (one always-empty, fully masked sequence,
+    /// which contributes exactly zero).
+    NoSequences,
 }
 
 /// How PAIR fuses short- and long-term interest (paper 3.5 and 4.3.3).
@@ -64,6 +69,13 @@ pub struct Ablation {
     pub pair: PairMode,
     pub triplet: TripletMode,
     pub feedback: FeedbackMode,
+    /// The self-attention of eq. 1-2 over each sequence (off only in the DIN baseline).
+    #[serde(default = "enabled")]
+    pub self_attention: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 impl Default for Ablation {
@@ -75,6 +87,7 @@ impl Default for Ablation {
             pair: PairMode::Gate,
             triplet: TripletMode::Hardest,
             feedback: FeedbackMode::Separate,
+            self_attention: true,
         }
     }
 }
@@ -95,6 +108,12 @@ impl Ablation {
         "DUMN_IF",
         "DUMN_AF",
     ];
+
+    /// Baselines trained by the same code on the same data, for comparison (not in the
+    /// paper's ablation tables): BASE_DIN is a DIN-style model (target attention over the
+    /// click sequence, no self-attention, no memory, no purification); BASE_FEATURES sees
+    /// the user and item features only.
+    pub const BASELINES: [&'static str; 2] = ["BASE_DIN", "BASE_FEATURES"];
 
     /// The switches of a named variant (case-insensitive), or `None` for an unknown name.
     pub fn variant(name: &str) -> Option<Self> {
@@ -145,6 +164,24 @@ impl Ablation {
                 feedback: FeedbackMode::AllInOne,
                 ..full
             },
+            "BASE_DIN" => Self {
+                orthogonal_mapping: false,
+                memory: false,
+                one_memory: false,
+                pair: PairMode::Concat,
+                triplet: TripletMode::Off,
+                feedback: FeedbackMode::ClickOnly,
+                self_attention: false,
+            },
+            "BASE_FEATURES" => Self {
+                orthogonal_mapping: false,
+                memory: false,
+                one_memory: false,
+                pair: PairMode::Concat,
+                triplet: TripletMode::Off,
+                feedback: FeedbackMode::NoSequences,
+                self_attention: false,
+            },
             _ => return None,
         };
         Some(v)
@@ -155,7 +192,7 @@ impl Ablation {
         match self.feedback {
             FeedbackMode::Separate => 4,
             FeedbackMode::ImplicitOnly => 2,
-            FeedbackMode::AllInOne => 1,
+            FeedbackMode::AllInOne | FeedbackMode::ClickOnly | FeedbackMode::NoSequences => 1,
         }
     }
 

@@ -43,7 +43,7 @@ pub mod purification;
 use anyhow::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
-pub use batch::{Batch, CandidateBatch, Example, History, UserBatch};
+pub use batch::{Batch, CandidateBatch, Example, History, UserBatch, FEEDBACK_KINDS};
 pub use config::{Ablation, FeedbackMode, ModelConfig, PairMode, TripletMode};
 
 use batch::{CLICK, DISLIKE, LIKE, UNCLICK};
@@ -220,7 +220,11 @@ impl Dumn {
         let e_user = self.emb.user(&users.user_idx);
         let mask = users.seq_mask.shallow_clone();
         let seq_emb = self.emb.sequence(&users.seq_idx, &mask);
-        let o = self.self_attention.forward(&seq_emb, &mask);
+        let o = if self.config.ablation.self_attention {
+            self.self_attention.forward(&seq_emb, &mask)
+        } else {
+            seq_emb.shallow_clone()
+        };
         let keys = self.target_attention.keys(&o);
         let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
         UserState {

@@ -1,0 +1,549 @@
+//! `dumn train` and `dumn ablate`: train DUMN (or a variant, or a baseline) from raw logs
+//! and the SQL in sql/, with a time split and early stopping, and write the artifact.
+//!
+//! Settings come from flags and, with `--job FILE`, from a TOML job file (`jobs/`); a flag
+//! overrides the file, and the file overrides the defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use dumn::artifact::{self, DataInfo};
+use dumn::contract::Inputs;
+use dumn::dataset::{self, Examples, Split};
+use dumn::device::{describe, DeviceChoice};
+use dumn::fit::{self, EpochRecord, FitConfig, FitResult, Label};
+use dumn::model::{Ablation, Dumn, FeedbackMode, ModelConfig};
+use dumn::output::write_parquet;
+use dumn::pipeline::{self, parse_cutoff, Output, Params, Script};
+use dumn::storage::Location;
+use dumn::{report, session};
+
+use super::{row_spinner, EngineArgs};
+
+/// The settings of a training job; every field may come from the TOML file or a flag.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Raw logs: a folder (local or s3://) with impressions/, actions/, users/, items/; or,
+    /// with --adapter, the folder the adapter reads.
+    #[arg(long, value_name = "LOCATION")]
+    pub data: Option<String>,
+    /// Define the input tables with an adapter: kuairand, taobao or a .sql file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub adapter: Option<String>,
+    /// Your own SQL for the training examples (defines the view `training_examples`;
+    /// default: sql/training_examples.sql).
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
+    /// Where to write the model artifact (local folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The label to train for and select on: click (CTR) or dislike (paper §4.5).
+    #[arg(long, value_enum)]
+    pub label: Option<Label>,
+    /// The variant of the paper's ablations (DUMN, DUMN-FP, …) or a baseline (BASE_DIN,
+    /// BASE_FEATURES).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Most epochs (passes over the train split).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many epochs without a better validation AUC.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Examples per Adam step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam's learning rate (paper: 0.005).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// T, the longest sequence (paper: 100).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Rows shuffled together while streaming the train split.
+    #[arg(long)]
+    pub shuffle_buffer: Option<usize>,
+    /// Validation starts here (default: 80% into the impressions' time range).
+    #[arg(long, value_name = "TIME")]
+    pub valid_from: Option<String>,
+    /// Test starts here (default: 90% into the time range).
+    #[arg(long, value_name = "TIME")]
+    pub test_from: Option<String>,
+    /// Largest embedding table per feature (rows).
+    #[arg(long)]
+    pub max_hash_size: Option<i64>,
+    /// Seed of the model's initialisation and the shuffling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the model runs: auto, cpu or cuda.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+    /// Scratch folder for the materialised examples (default: a temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+}
+
+impl TrainSettings {
+    /// Fills every unset field from `file`.
+    fn or(self, file: TrainSettings) -> TrainSettings {
+        macro_rules! pick {
+            ($($f:ident),*) => { TrainSettings { $($f: self.$f.or(file.$f)),* } };
+        }
+        pick!(
+            data,
+            adapter,
+            sql,
+            out,
+            label,
+            variant,
+            epochs,
+            patience,
+            batch_size,
+            learning_rate,
+            seq_len,
+            shuffle_buffer,
+            valid_from,
+            test_from,
+            max_hash_size,
+            seed,
+            device,
+            work
+        )
+    }
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A TOML job file (see jobs/train-demo.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: TrainSettings,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Reads the job file (if any) under the flags.
+fn settings(args: TrainArgs) -> Result<(TrainSettings, EngineArgs)> {
+    let file = match &args.job {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the job file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("in the job file {}", path.display()))?
+        }
+        None => TrainSettings::default(),
+    };
+    Ok((args.settings.or(file), args.engine))
+}
+
+/// Examples materialised once, shared by every model trained on them.
+pub struct Prepared {
+    pub examples: Examples,
+    pub split: Split,
+    pub schema: dumn::features::FeatureSchema,
+    pub explicit_feedback: (u64, u64),
+    pub fingerprint: String,
+    pub rows: u64,
+    _work: Option<tempfile::TempDir>,
+}
+
+/// Checks that the artifact folder can be written, before any long work.
+fn check_writable(out: &std::path::Path) -> Result<()> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {} for the model", parent.display()))?;
+    let probe = parent.join(format!(".dumn-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write the model into {}", parent.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
+    let inputs = Inputs {
+        data: s.data.as_deref().map(Location::parse).transpose()?,
+        adapter: s.adapter.as_deref().map(pipeline::adapter).transpose()?,
+        ..Default::default()
+    };
+    ensure!(
+        inputs.data.is_some(),
+        "give --data LOCATION (or `data = ...` in the job file)"
+    );
+    let last = s.sql.as_deref().map(Script::from_file).transpose()?;
+    let params = Params::new().seq_len(s.seq_len.unwrap_or(100))?;
+    let ctx = session::context(&engine.options())?;
+    let (df, checks) =
+        pipeline::prepare(&ctx, &inputs, Output::Training, last.as_ref(), &params).await?;
+    for w in &checks.warnings {
+        eprintln!("warning: {w}");
+    }
+    let counts = ctx
+        .sql("SELECT count(*) FILTER (WHERE kind = 'like'), count(*) FILTER (WHERE kind = 'dislike') FROM feedback")
+        .await?
+        .collect()
+        .await?;
+    let col = |c: usize| {
+        use datafusion::arrow::array::AsArray;
+        counts[0]
+            .column(c)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0) as u64
+    };
+    let explicit_feedback = (col(0), col(1));
+    let schema = dataset::feature_schema(&ctx, s.max_hash_size.unwrap_or(1 << 20)).await?;
+    let parse = |t: &Option<String>| t.as_deref().map(parse_cutoff).transpose();
+    let split = Split::resolve(&ctx, parse(&s.valid_from)?, parse(&s.test_from)?).await?;
+
+    let (work_dir, guard) = match &s.work {
+        Some(w) => (w.clone(), None),
+        None => {
+            let t = tempfile::Builder::new().prefix("dumn-train-").tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let location = Location::Local(work_dir.join("examples"));
+    let bar = row_spinner("training examples");
+    let progress = bar.clone();
+    let written = write_parquet(df, &location, serde_json::json!({}), move |n| {
+        progress.set_position(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    let written = written?;
+    let examples = Examples::open(&location).await?;
+    examples.check_label("clicked").await?;
+    examples.check_label("disliked").await?;
+    let fingerprint = format!(
+        "{}|{}|{}|{}",
+        s.data.as_deref().unwrap_or(""),
+        s.adapter.as_deref().unwrap_or(""),
+        written.rows,
+        serde_json::to_string(&checks.rows)?
+    );
+    Ok(Prepared {
+        examples,
+        split,
+        schema,
+        explicit_feedback,
+        fingerprint,
+        rows: written.rows,
+        _work: guard,
+    })
+}
+
+/// The progress display of a fit.
+struct Bar {
+    bar: ProgressBar,
+    name: String,
+}
+
+impl fit::Progress for Bar {
+    fn epoch_start(&self, epoch: usize, rows: u64) {
+        self.bar.reset();
+        self.bar.set_length(rows);
+        self.bar.set_message(format!("{} epoch {epoch}", self.name));
+    }
+    fn step(&self, examples: u64, loss: f64) {
+        self.bar.set_position(examples);
+        self.bar.set_prefix(format!("loss {loss:.4}"));
+    }
+    fn epoch_end(&self, r: &EpochRecord, improved: bool) {
+        self.bar.suspend(|| {
+            println!(
+                "{} epoch {:>2}: train loss {:.4}, {:.0} examples/s; validation {}{}",
+                self.name,
+                r.epoch,
+                r.train_loss,
+                r.examples_per_second,
+                r.valid.summary(),
+                if improved { "  (best so far)" } else { "" }
+            )
+        });
+    }
+}
+
+/// Trains one variant on prepared examples and saves it to `out`.
+async fn train_one(
+    p: &Prepared,
+    s: &TrainSettings,
+    variant: &str,
+    out: &std::path::Path,
+) -> Result<FitResult> {
+    let ablation = Ablation::variant(variant).with_context(|| {
+        format!(
+            "unknown variant `{variant}`; one of: {}, {}",
+            Ablation::VARIANTS.join(", "),
+            Ablation::BASELINES.join(", ")
+        )
+    })?;
+    let label = s.label.unwrap_or(Label::Click);
+    let (likes, dislikes) = p.explicit_feedback;
+    let needs_explicit = matches!(
+        ablation.feedback,
+        FeedbackMode::Separate | FeedbackMode::AllInOne
+    );
+    if needs_explicit && likes + dislikes == 0 {
+        bail!(
+            "the data has no explicit feedback (no like or dislike actions): {variant}'s like and \
+             dislike memories would learn nothing; train DUMN_IF (implicit feedback only) or add actions"
+        );
+    }
+    if label == Label::Dislike && dislikes == 0 {
+        bail!("--label dislike, but the data has no dislike actions to learn from");
+    }
+    let seed = s.seed.unwrap_or(1);
+    tch::manual_seed(seed as i64);
+    let device = s.device.unwrap_or(DeviceChoice::Auto).resolve()?;
+    let mut config = ModelConfig::new(p.schema.clone());
+    config.seq_len = s.seq_len.unwrap_or(100) as i64;
+    if let Some(lr) = s.learning_rate {
+        config.learning_rate = lr;
+    }
+    config.ablation = ablation;
+    let mut model = Dumn::new(config, device)?;
+    println!(
+        "{variant}: {} parameters on {}; split: {}, {}, {}",
+        model.num_parameters(),
+        describe(device),
+        p.split.describe(dataset::Part::Train),
+        p.split.describe(dataset::Part::Valid),
+        p.split.describe(dataset::Part::Test)
+    );
+    let cfg = FitConfig {
+        epochs: s.epochs.unwrap_or(10),
+        batch_size: s.batch_size.unwrap_or(256).max(1),
+        patience: s.patience.unwrap_or(2),
+        shuffle_buffer: s.shuffle_buffer.unwrap_or(100_000).max(1),
+        seed,
+        label,
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{bar:30} {human_pos}/{human_len} {msg} {prefix} {per_sec} eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let progress = Bar {
+        bar: bar.clone(),
+        name: variant.to_string(),
+    };
+    let result = fit::fit(&mut model, &p.examples, &p.split, &cfg, &progress).await;
+    bar.finish_and_clear();
+    let result = result?;
+
+    let mut metrics = BTreeMap::new();
+    for (split, m) in [("valid", &result.valid), ("test", &result.test)] {
+        let l = label.column();
+        if let Some(v) = m.auc {
+            metrics.insert(format!("{split}_{l}_auc"), v);
+        }
+        if let Some(v) = m.gauc {
+            metrics.insert(format!("{split}_{l}_gauc"), v);
+        }
+        metrics.insert(format!("{split}_{l}_logloss"), m.logloss);
+    }
+    let report = serde_json::json!({
+        "variant": variant,
+        "label": label,
+        "split": p.split,
+        "fit": cfg,
+        "result": &result,
+        "gauc_note": "GAUC weights each user's AUC by their impressions; users whose impressions all share one label are skipped (counted in gauc_skipped_users)",
+    });
+    let svg = report::learning_curve_svg(&result, variant)?;
+    let data = DataInfo {
+        fingerprint: p.fingerprint.clone(),
+        rows: p.rows,
+        description: format!(
+            "training examples from {}",
+            s.data.as_deref().unwrap_or("?")
+        ),
+    };
+    let manifest = artifact::save_with_files(
+        &model,
+        out,
+        Some(data),
+        metrics,
+        &[
+            ("report.json", serde_json::to_vec_pretty(&report)?),
+            ("learning_curve.svg", svg.into_bytes()),
+        ],
+    )?;
+    println!(
+        "{variant}: best epoch {} of {}; validation {}; test {}",
+        result.best_epoch,
+        result.epochs.len(),
+        result.valid.summary(),
+        result.test.summary()
+    );
+    println!(
+        "saved model {} to {}",
+        manifest.model_version,
+        out.display()
+    );
+    Ok(result)
+}
+
+pub async fn run(args: TrainArgs) -> Result<()> {
+    let (s, engine) = settings(args)?;
+    let out = s
+        .out
+        .clone()
+        .context("give --out DIR (or `out = ...` in the job file)")?;
+    check_writable(&out)?;
+    let prepared = prepare(&s, &engine).await?;
+    let variant = s.variant.clone().unwrap_or_else(|| "DUMN".into());
+    train_one(&prepared, &s, &variant, &out).await?;
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct AblateArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Variants to train (default: every variant of the paper's tables, then the
+    /// baselines BASE_DIN and BASE_FEATURES).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Vec<String>,
+}
+
+/// `dumn ablate`: every variant on the same examples and split, then a table.
+pub async fn ablate(args: AblateArgs) -> Result<()> {
+    let (s, engine) = settings(args.train)?;
+    let out = s
+        .out
+        .clone()
+        .context("give --out DIR: one artifact per variant goes under it")?;
+    check_writable(&out.join("x"))?;
+    let variants: Vec<String> = if args.variants.is_empty() {
+        Ablation::VARIANTS
+            .iter()
+            .chain(Ablation::BASELINES.iter())
+            .map(|v| v.to_string())
+            .collect()
+    } else {
+        args.variants.clone()
+    };
+    for v in &variants {
+        ensure!(Ablation::variant(v).is_some(), "unknown variant `{v}`");
+    }
+    let prepared = prepare(&s, &engine).await?;
+    let mut rows = Vec::new();
+    for v in &variants {
+        let r = train_one(&prepared, &s, v, &out.join(v)).await?;
+        rows.push((v.clone(), r));
+    }
+    let label = s.label.unwrap_or(Label::Click).column();
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let mut table = String::from(
+        "| variant | best epoch | valid AUC | valid GAUC | test AUC | test GAUC | test logloss |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for (v, r) in &rows {
+        table.push_str(&format!(
+            "| {v} | {} | {} | {} | {} | {} | {:.4} |\n",
+            r.best_epoch,
+            f(r.valid.auc),
+            f(r.valid.gauc),
+            f(r.test.auc),
+            f(r.test.gauc),
+            r.test.logloss
+        ));
+    }
+    println!("\n{label} label, {} examples\n\n{table}", prepared.rows);
+    std::fs::write(out.join("ablation.md"), &table)?;
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The model artifact folder.
+    pub model: PathBuf,
+    /// Raw logs, as for `dumn train`.
+    #[arg(long, value_name = "LOCATION")]
+    pub data: String,
+    /// An adapter, as for `dumn train`.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub adapter: Option<String>,
+    /// Your own SQL for the examples, as for `dumn train`.
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
+    /// Only impressions at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only impressions before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Also write the metrics as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `dumn eval`: the metrics of a saved model on any dataset.
+pub async fn eval(args: EvalArgs) -> Result<()> {
+    let device = args.device.resolve()?;
+    let loaded = artifact::load(&args.model, device)?;
+    let s = TrainSettings {
+        data: Some(args.data.clone()),
+        adapter: args.adapter.clone(),
+        sql: args.sql.clone(),
+        seq_len: Some(loaded.model.config.seq_len as usize),
+        ..Default::default()
+    };
+    let p = prepare(&s, &args.engine).await?;
+    if p.schema.user_fields.iter().map(|f| &f.name).ne(loaded
+        .model
+        .config
+        .schema
+        .user_fields
+        .iter()
+        .map(|f| &f.name))
+        || p.schema.item_fields.iter().map(|f| &f.name).ne(loaded
+            .model
+            .config
+            .schema
+            .item_fields
+            .iter()
+            .map(|f| &f.name))
+    {
+        eprintln!("warning: the data's feature columns differ from the model's; the model reads its own columns by name");
+    }
+    let mut predicate = vec!["TRUE".to_string()];
+    if let Some(f) = &args.from {
+        predicate.push(format!(
+            "ts >= TIMESTAMP '{}'",
+            parse_cutoff(f)?.format("%Y-%m-%dT%H:%M:%S")
+        ));
+    }
+    if let Some(u) = &args.until {
+        predicate.push(format!(
+            "ts < TIMESTAMP '{}'",
+            parse_cutoff(u)?.format("%Y-%m-%dT%H:%M:%S")
+        ));
+    }
+    let predicate = predicate.join(" AND ");
+    let mut out = serde_json::Map::new();
+    for label in [Label::Click, Label::Dislike] {
+        let m = fit::evaluate(&loaded.model, &p.examples, &predicate, label, 1024).await?;
+        println!("{}: {}", label.column(), m.summary());
+        out.insert(label.column().into(), serde_json::to_value(&m)?);
+    }
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&out)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

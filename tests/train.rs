@@ -1,0 +1,295 @@
+//! `dumn train` / `dumn eval` from raw logs: the time split, the artifact and report, job
+//! files, and the errors that must come before any training.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::data::*;
+use dumn::contract::Inputs;
+use dumn::dataset::{Examples, Part, Split};
+use dumn::gen::{generate, GenConfig};
+use dumn::output::write_parquet;
+use dumn::pipeline::{self, Output, Params};
+use dumn::session::{context, EngineOptions};
+use dumn::storage::Location;
+
+fn tiny_gen() -> GenConfig {
+    GenConfig {
+        users: 150,
+        impressions_per_user: 30,
+        candidates_per_user: 5,
+        topics: 6,
+        items_per_topic: 20,
+        days: 6,
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+fn gen_into(dir: &Path) {
+    runtime()
+        .block_on(generate(
+            &tiny_gen(),
+            &Location::Local(dir.to_path_buf()),
+            |_| {},
+        ))
+        .unwrap();
+}
+
+/// Runs the binary; returns (success, stdout + stderr).
+fn dumn(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_split_is_by_time_and_never_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_into(&data);
+    runtime().block_on(async {
+        let ctx = context(&EngineOptions::default()).unwrap();
+        let inputs = Inputs {
+            data: Some(Location::Local(data.clone())),
+            ..Default::default()
+        };
+        let (df, _) = pipeline::prepare(
+            &ctx,
+            &inputs,
+            Output::Training,
+            None,
+            &Params::new().seq_len(5).unwrap(),
+        )
+        .await
+        .unwrap();
+        let split = Split::resolve(&ctx, None, None).await.unwrap();
+        let loc = Location::Local(dir.path().join("examples"));
+        write_parquet(df, &loc, serde_json::json!({}), |_| {})
+            .await
+            .unwrap();
+        let ex = Examples::open(&loc).await.unwrap();
+        let mut range = Vec::new();
+        let mut total = 0;
+        for part in [Part::Train, Part::Valid, Part::Test] {
+            let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0);
+            let mut s = ex.stream(&split.predicate(part)).await.unwrap();
+            use futures::StreamExt;
+            while let Some(b) = s.next().await {
+                let (_, ts) = Examples::users_and_times(&b.unwrap()).unwrap();
+                n += ts.len();
+                lo = lo.min(*ts.iter().min().unwrap_or(&lo));
+                hi = hi.max(*ts.iter().max().unwrap_or(&hi));
+            }
+            assert!(n > 100, "{part:?} has {n} rows");
+            total += n;
+            range.push((lo, hi));
+        }
+        assert!(
+            range[0].1 < range[1].0,
+            "no validation example before a train example"
+        );
+        assert!(
+            range[1].1 < range[2].0,
+            "no test example before a validation example"
+        );
+        assert_eq!(
+            total as u64,
+            ex.count("TRUE").await.unwrap(),
+            "every example is in one part"
+        );
+    });
+}
+
+#[test]
+fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_into(&data);
+    let model = dir.path().join("model");
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "data = {:?}\nout = {:?}\nepochs = 2\nbatch_size = 128\nseed = 4\n",
+            data, model
+        ),
+    )
+    .unwrap();
+    let (ok, text) = dumn(&[
+        "train",
+        "--job",
+        job.to_str().unwrap(),
+        "--variant",
+        "BASE_DIN",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{text}");
+    for f in [
+        "manifest.json",
+        "weights.safetensors",
+        "report.json",
+        "learning_curve.svg",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing:\n{text}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["variant"], "BASE_DIN",
+        "the flag overrides the job file's default"
+    );
+    let best = report["result"]["best_epoch"].as_u64().unwrap();
+    let epochs = report["result"]["epochs"].as_array().unwrap();
+    assert!(epochs.len() <= 2 && best >= 1);
+    // The best epoch is the one with the highest validation AUC.
+    let aucs: Vec<f64> = epochs
+        .iter()
+        .map(|e| e["valid"]["auc"].as_f64().unwrap())
+        .collect();
+    let argmax = aucs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0
+        + 1;
+    assert_eq!(best as usize, argmax);
+    let svg = std::fs::read_to_string(model.join("learning_curve.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("AUC"));
+
+    // eval on the test period gives the test AUC of the report.
+    let test_from = report["split"]["test_from"].as_str().unwrap().to_string();
+    let json = dir.path().join("eval.json");
+    let (ok, text) = dumn(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--from",
+        &test_from,
+        "--device",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let (a, b) = (
+        eval["clicked"]["auc"].as_f64().unwrap(),
+        report["result"]["test"]["auc"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-6, "eval {a} vs train's test {b}");
+}
+
+#[test]
+fn errors_come_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_into(&data);
+    let d = data.to_str().unwrap();
+    let out = dir.path().join("m");
+    let o = out.to_str().unwrap();
+
+    // An empty train split.
+    let (ok, text) = dumn(&[
+        "train",
+        "--data",
+        d,
+        "--out",
+        o,
+        "--valid-from",
+        "2020-01-01",
+        "--test-from",
+        "2020-01-02",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        !ok && text.contains("train") && text.contains("no examples"),
+        "{text}"
+    );
+
+    // A model path that cannot be written.
+    let (ok, text) = dumn(&[
+        "train",
+        "--data",
+        d,
+        "--out",
+        "/proc/dumn/model",
+        "--device",
+        "cpu",
+    ]);
+    assert!(!ok && text.contains("/proc/dumn"), "{text}");
+
+    // A label column with other values than 0/1 (a team's own SQL).
+    let sql = dir.path().join("bad_label.sql");
+    std::fs::write(
+        &sql,
+        "CREATE OR REPLACE VIEW training_examples AS SELECT user_id, item_id, ts, \
+         CASE WHEN kind = 'click' THEN 2 ELSE 0 END AS clicked, false AS disliked, \
+         [] AS click_seq, [] AS unclick_seq, [] AS like_seq, [] AS dislike_seq \
+         FROM feedback WHERE kind IN ('click', 'unclick');",
+    )
+    .unwrap();
+    let (ok, text) = dumn(&[
+        "train",
+        "--data",
+        d,
+        "--out",
+        o,
+        "--sql",
+        sql.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        !ok && text.contains("`clicked`") && text.contains("0 or 1"),
+        "{text}"
+    );
+
+    // No explicit feedback at all.
+    for f in std::fs::read_dir(data.join("actions")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let empty = datafusion::arrow::array::RecordBatch::try_from_iter(vec![
+        (
+            "user_id",
+            std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(Vec::<i64>::new())) as _,
+        ),
+        (
+            "item_id",
+            std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(Vec::<i64>::new())) as _,
+        ),
+        (
+            "ts",
+            std::sync::Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(
+                Vec::<i64>::new(),
+            )) as _,
+        ),
+        (
+            "action",
+            std::sync::Arc::new(datafusion::arrow::array::StringArray::from(
+                Vec::<String>::new(),
+            )) as _,
+        ),
+    ])
+    .unwrap();
+    let file = std::fs::File::create(data.join("actions/part-0.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, empty.schema(), None).unwrap();
+    w.write(&empty).unwrap();
+    w.close().unwrap();
+    let (ok, text) = dumn(&["train", "--data", d, "--out", o, "--device", "cpu"]);
+    assert!(!ok && text.contains("no explicit feedback"), "{text}");
+    assert!(!out.exists(), "nothing written");
+}
