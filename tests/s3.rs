@@ -123,4 +123,33 @@ fn s3_logs_give_the_same_sequences_as_local_files() {
             .collect();
         assert!(staging.is_empty(), "staging objects left: {staging:?}");
     }
+
+    // A model trained from the bucket's logs is written into the bucket.
+    let text = dumn(
+        &[
+            "train",
+            "--data",
+            "s3://dumn/raw",
+            "--out",
+            "s3://dumn/models/m",
+            "--epochs",
+            "1",
+            "--seq-len",
+            "8",
+            "--device",
+            "cpu",
+        ],
+        &env,
+    );
+    assert!(text.contains("saved model"), "{text}");
+    let model = server.root.path().join("dumn/models/m");
+    for f in [
+        "manifest.json",
+        "weights.safetensors",
+        "report.json",
+        "learning_curve.svg",
+        "_SUCCESS",
+    ] {
+        assert!(model.join(f).is_file(), "{f} missing from the bucket");
+    }
 }

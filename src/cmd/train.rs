@@ -20,7 +20,7 @@ use dumn::fit::{self, EpochRecord, FitConfig, FitResult, Label};
 use dumn::model::{Ablation, Dumn, FeedbackMode, ModelConfig};
 use dumn::output::write_parquet;
 use dumn::pipeline::{self, parse_cutoff, Output, Params, Script};
-use dumn::storage::Location;
+use dumn::storage::{self, Location};
 use dumn::{report, session};
 
 use super::{row_spinner, EngineArgs};
@@ -40,9 +40,9 @@ pub struct TrainSettings {
     /// default: sql/training_examples.sql).
     #[arg(long, value_name = "FILE")]
     pub sql: Option<PathBuf>,
-    /// Where to write the model artifact (local folder).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    /// Where to write the model artifact: a local folder or s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    pub out: Option<String>,
     /// The label to train for and select on: click (CTR) or dislike (paper §4.5).
     #[arg(long, value_enum)]
     pub label: Option<Label>,
@@ -152,8 +152,25 @@ pub struct Prepared {
     _work: Option<tempfile::TempDir>,
 }
 
-/// Checks that the artifact folder can be written, before any long work.
-fn check_writable(out: &std::path::Path) -> Result<()> {
+/// Checks that the artifact location can be written, before any long work: locally by
+/// writing a probe file beside it, on S3 by writing and deleting a probe object.
+async fn check_writable(out: &Location) -> Result<()> {
+    let out = match out {
+        Location::Local(p) => p,
+        Location::S3 { .. } => {
+            let probe = out
+                .parent()
+                .unwrap_or_else(|| out.clone())
+                .join(&format!(".dumn-write-probe-{}", std::process::id()));
+            storage::put(&probe, Vec::new())
+                .await
+                .with_context(|| format!("cannot write the model to {out}"))?;
+            let (store, key) = probe.store()?;
+            use object_store::ObjectStoreExt;
+            let _ = store.delete(&key).await;
+            return Ok(());
+        }
+    };
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -275,7 +292,7 @@ async fn train_one(
     p: &Prepared,
     s: &TrainSettings,
     variant: &str,
-    out: &std::path::Path,
+    out: &Location,
 ) -> Result<FitResult> {
     let ablation = Ablation::variant(variant).with_context(|| {
         format!(
@@ -367,9 +384,15 @@ async fn train_one(
             s.data.as_deref().unwrap_or("?")
         ),
     };
+    // An S3 artifact is written locally first, then staged and published like any output.
+    let local_dir = tempfile::Builder::new().prefix("dumn-model-").tempdir()?;
+    let local = match out {
+        Location::Local(p) => p.clone(),
+        Location::S3 { .. } => local_dir.path().join("model"),
+    };
     let manifest = artifact::save_with_files(
         &model,
-        out,
+        &local,
         Some(data),
         metrics,
         &[
@@ -384,21 +407,28 @@ async fn train_one(
         result.valid.summary(),
         result.test.summary()
     );
-    println!(
-        "saved model {} to {}",
-        manifest.model_version,
-        out.display()
-    );
+    if !out.is_local() {
+        let staging = storage::staging_for(out)?;
+        for entry in std::fs::read_dir(&local)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            storage::put(&staging.join(&name), std::fs::read(entry.path())?).await?;
+        }
+        let marker = serde_json::json!({ "model_version": manifest.model_version });
+        storage::publish(&staging, out, &serde_json::to_vec_pretty(&marker)?).await?;
+    }
+    println!("saved model {} to {out}", manifest.model_version);
     Ok(result)
 }
 
 pub async fn run(args: TrainArgs) -> Result<()> {
     let (s, engine) = settings(args)?;
-    let out = s
-        .out
-        .clone()
-        .context("give --out DIR (or `out = ...` in the job file)")?;
-    check_writable(&out)?;
+    let out = Location::parse(
+        s.out
+            .as_deref()
+            .context("give --out LOCATION (or `out = ...` in the job file)")?,
+    )?;
+    check_writable(&out).await?;
     let prepared = prepare(&s, &engine).await?;
     let variant = s.variant.clone().unwrap_or_else(|| "DUMN".into());
     train_one(&prepared, &s, &variant, &out).await?;
@@ -418,11 +448,12 @@ pub struct AblateArgs {
 /// `dumn ablate`: every variant on the same examples and split, then a table.
 pub async fn ablate(args: AblateArgs) -> Result<()> {
     let (s, engine) = settings(args.train)?;
-    let out = s
-        .out
-        .clone()
-        .context("give --out DIR: one artifact per variant goes under it")?;
-    check_writable(&out.join("x"))?;
+    let out = Location::parse(
+        s.out
+            .as_deref()
+            .context("give --out LOCATION: one artifact per variant goes under it")?,
+    )?;
+    check_writable(&out.join("x")).await?;
     let variants: Vec<String> = if args.variants.is_empty() {
         Ablation::VARIANTS
             .iter()
@@ -459,7 +490,7 @@ pub async fn ablate(args: AblateArgs) -> Result<()> {
         ));
     }
     println!("\n{label} label, {} examples\n\n{table}", prepared.rows);
-    std::fs::write(out.join("ablation.md"), &table)?;
+    storage::put(&out.join("ablation.md"), table.into_bytes()).await?;
     Ok(())
 }
 
