@@ -293,3 +293,36 @@ fn errors_come_before_training() {
     assert!(!ok && text.contains("no explicit feedback"), "{text}");
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn a_cpu_run_with_the_same_seed_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_into(&data);
+    let mut hashes = Vec::new();
+    for run in ["a", "b"] {
+        let out = dir.path().join(run);
+        let (ok, text) = dumn(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--seq-len",
+            "10",
+            "--seed",
+            "9",
+            "--shuffle-buffer",
+            "1000",
+            "--device",
+            "cpu",
+        ]);
+        assert!(ok, "{text}");
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        hashes.push(m["weights"]["sha256"].as_str().unwrap().to_string());
+    }
+    assert_eq!(hashes[0], hashes[1], "same seed, same data: same weights");
+}
