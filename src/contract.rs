@@ -303,16 +303,6 @@ pub struct Preflight {
     pub warnings: Vec<String>,
 }
 
-async fn scalar_u64(ctx: &SessionContext, sql: &str) -> Result<Vec<u64>> {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::Int64Type;
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let batch = batches.first().context("no result")?;
-    Ok((0..batch.num_columns())
-        .map(|c| batch.column(c).as_primitive::<Int64Type>().value(0) as u64)
-        .collect())
-}
-
 /// Checks the registered tables before any long work: `non_empty` tables must have rows;
 /// `users` and `items` must hold one row per id; rows with NULL keys, which the SQL drops,
 /// are counted into warnings. Errors name the table and the column.
@@ -323,24 +313,27 @@ pub async fn preflight(
 ) -> Result<Preflight> {
     let mut out = Preflight::default();
     for &name in tables {
-        let (keys, id) = match name {
-            "impressions" => (
-                "user_id IS NULL OR item_id IS NULL OR ts IS NULL OR clicked IS NULL",
-                None,
-            ),
-            "actions" => ("user_id IS NULL OR item_id IS NULL OR ts IS NULL", None),
-            "candidates" => ("user_id IS NULL OR item_id IS NULL", None),
-            "users" => ("user_id IS NULL", Some("user_id")),
-            "items" => ("item_id IS NULL", Some("item_id")),
+        // The columns whose NULL makes the SQL drop a row, and the id that must be unique.
+        let (keys, id): (&[&str], _) = match name {
+            "impressions" => (&["user_id", "item_id", "ts", "clicked"], None),
+            "actions" => (&["user_id", "item_id", "ts"], None),
+            "candidates" => (&["user_id", "item_id"], None),
+            "users" => (&["user_id"], Some("user_id")),
+            "items" => (&["item_id"], Some("item_id")),
             _ => continue,
         };
-        let counts = scalar_u64(
+        let any_null = keys
+            .iter()
+            .map(|k| format!("{k} IS NULL"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let counts = crate::session::first_row(
             ctx,
-            &format!("SELECT count(*), count(*) FILTER (WHERE {keys}) FROM {name}"),
+            &format!("SELECT count(*), count(*) FILTER (WHERE {any_null}) FROM {name}"),
         )
         .await
         .with_context(|| format!("checking table `{name}`"))?;
-        let (rows, nulls) = (counts[0], counts[1]);
+        let (rows, nulls) = (counts[0].unwrap_or(0) as u64, counts[1].unwrap_or(0) as u64);
         out.rows.insert(name.to_string(), rows);
         if rows == 0 && non_empty.contains(&name) {
             bail!("table `{name}` has no rows; there is nothing to build from");
@@ -348,7 +341,7 @@ pub async fn preflight(
         if nulls > 0 {
             out.warnings.push(format!(
                 "table `{name}`: {nulls} of {rows} rows have a NULL in {} and are skipped",
-                keys.replace(" IS NULL OR ", ", ").replace(" IS NULL", "")
+                keys.join(", ")
             ));
         }
         if let Some(id) = id {

@@ -11,7 +11,7 @@
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDateTime};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::execution::SendableRecordBatchStream;
@@ -19,6 +19,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use serde::Serialize;
 
 use crate::features::{FeatureSchema, FieldSpec};
+use crate::session::first_row;
 use crate::storage::Location;
 
 /// Which part of the split.
@@ -40,18 +41,6 @@ fn literal(t: NaiveDateTime) -> String {
     format!("TIMESTAMP '{}'", t.format("%Y-%m-%dT%H:%M:%S%.f"))
 }
 
-async fn first_row_i64(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<i64>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let b = batches.first().context("no result")?;
-    (0..b.num_columns())
-        .map(|c| {
-            let a = cast(b.column(c), &DataType::Int64)?;
-            let a = a.as_primitive::<Int64Type>();
-            Ok((!a.is_empty() && a.is_valid(0)).then(|| a.value(0)))
-        })
-        .collect()
-}
-
 impl Split {
     /// The split of the registered `impressions`: explicit boundaries, or 80% / 90% of its
     /// time range. Boundaries out of order are an error.
@@ -63,7 +52,7 @@ impl Split {
         let (valid_from, test_from) = match (valid_from, test_from) {
             (Some(v), Some(t)) => (v, t),
             (v, t) => {
-                let r = first_row_i64(
+                let r = first_row(
                     ctx,
                     "SELECT CAST(min(CAST(ts AS TIMESTAMP(6))) AS BIGINT), \
                      CAST(max(CAST(ts AS TIMESTAMP(6))) AS BIGINT) FROM impressions",
@@ -115,11 +104,45 @@ fn hash_size(distinct: i64, cap: i64) -> i64 {
     (2 * distinct.max(1) + 1).clamp(64, cap.max(64))
 }
 
+/// What the `feedback` view holds, read in one pass: distinct ids (to size the id
+/// embeddings) and the explicit feedback (which some variants need).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedbackSummary {
+    pub users: i64,
+    pub items: i64,
+    pub likes: u64,
+    pub dislikes: u64,
+}
+
+impl FeedbackSummary {
+    pub async fn read(ctx: &SessionContext) -> Result<Self> {
+        let r = first_row(
+            ctx,
+            "SELECT approx_distinct(user_id), approx_distinct(item_id), \
+             count(*) FILTER (WHERE kind = 'like'), count(*) FILTER (WHERE kind = 'dislike') \
+             FROM feedback",
+        )
+        .await
+        .context("summarising the feedback")?;
+        let v = |i: usize| r[i].unwrap_or(0);
+        Ok(Self {
+            users: v(0),
+            items: v(1),
+            likes: v(2) as u64,
+            dislikes: v(3) as u64,
+        })
+    }
+}
+
 /// The model's feature schema from the registered `users` and `items` tables: `user_id`
 /// and every other `users` column, `item_id` and every other `items` column. Each table
-/// is sized from the approximate number of distinct values (item ids also from the
-/// feedback), capped at `cap` rows.
-pub async fn feature_schema(ctx: &SessionContext, cap: i64) -> Result<FeatureSchema> {
+/// is sized from the approximate number of distinct values (ids also from the feedback),
+/// capped at `cap` rows.
+pub async fn feature_schema(
+    ctx: &SessionContext,
+    feedback: &FeedbackSummary,
+    cap: i64,
+) -> Result<FeatureSchema> {
     let mut sides = Vec::new();
     for (table, id) in [("users", "user_id"), ("items", "item_id")] {
         let schema = ctx.table(table).await?.schema().as_arrow().clone();
@@ -132,7 +155,7 @@ pub async fn feature_schema(ctx: &SessionContext, cap: i64) -> Result<FeatureSch
                     .filter(|n| n != id),
             )
             .collect();
-        let counts = first_row_i64(
+        let counts = first_row(
             ctx,
             &format!(
                 "SELECT {} FROM {table}",
@@ -144,19 +167,18 @@ pub async fn feature_schema(ctx: &SessionContext, cap: i64) -> Result<FeatureSch
         )
         .await
         .with_context(|| format!("sizing the features of table `{table}`"))?;
-        let ids_in_logs =
-            first_row_i64(ctx, &format!("SELECT approx_distinct({id}) FROM feedback")).await?[0];
+        let ids_in_logs = if table == "users" {
+            feedback.users
+        } else {
+            feedback.items
+        };
         sides.push(
             cols.iter()
                 .zip(counts)
                 .enumerate()
                 .map(|(i, (c, n))| {
                     let n = n.unwrap_or(0);
-                    let n = if i == 0 {
-                        n.max(ids_in_logs.unwrap_or(0))
-                    } else {
-                        n
-                    };
+                    let n = if i == 0 { n.max(ids_in_logs) } else { n };
                     FieldSpec::new(c.clone(), hash_size(n, cap))
                 })
                 .collect::<Vec<_>>(),
@@ -206,7 +228,7 @@ impl Examples {
 
     /// Rows matching `predicate`.
     pub async fn count(&self, predicate: &str) -> Result<u64> {
-        let r = first_row_i64(
+        let r = first_row(
             &self.ctx,
             &format!("SELECT count(*) FROM examples WHERE {predicate}"),
         )

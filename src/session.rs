@@ -67,6 +67,26 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     Ok(ctx.enable_url_table())
 }
 
+/// Runs `sql` and returns its first row, every column cast to BIGINT (`None` for NULL or
+/// when there is no row). For the small count and range queries of the pre-flight checks.
+pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<i64>>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Int64Type};
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        let width = batches.first().map_or(0, |b| b.num_columns());
+        return Ok(vec![None; width]);
+    };
+    (0..b.num_columns())
+        .map(|c| {
+            let a = cast(b.column(c), &DataType::Int64)?;
+            let a = a.as_primitive::<Int64Type>();
+            Ok(a.is_valid(0).then(|| a.value(0)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -335,9 +335,8 @@ pub async fn publish(staging: &Location, target: &Location, marker: &[u8]) -> Re
         }
         (Location::S3 { .. }, Location::S3 { .. }) => {
             remove_all(target).await?;
-            let (store, _) = target.store()?;
+            let (store, to_prefix) = target.store()?;
             let (_, from_prefix) = staging.store()?;
-            let (_, to_prefix) = target.store()?;
             for (rel, _) in list(staging).await? {
                 let from = child(&from_prefix, &rel);
                 let to = child(&to_prefix, &rel);

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use tch::{nn, nn::OptimizerConfig, Device};
 
-use crate::metrics::auc;
+use crate::metrics::{auc, logloss};
 use crate::model::{Batch, Dumn, Example, HEAD_CLICK, HEAD_DISLIKE};
 
 /// Loss values of one step.
@@ -77,20 +77,7 @@ pub fn evaluate(
     }
     let clicked: Vec<bool> = examples.iter().map(|e| e.click).collect();
     let disliked: Vec<bool> = examples.iter().map(|e| e.dislike).collect();
-    let eps = 1e-7f64;
-    let logloss = click
-        .iter()
-        .zip(&clicked)
-        .map(|(&p, &y)| {
-            let p = (p as f64).clamp(eps, 1.0 - eps);
-            if y {
-                -p.ln()
-            } else {
-                -(1.0 - p).ln()
-            }
-        })
-        .sum::<f64>()
-        / examples.len().max(1) as f64;
+    let logloss = logloss(&click, &clicked);
     Ok(Evaluation {
         click_auc: auc(&click, &clicked),
         dislike_auc: auc(&dislike, &disliked),

@@ -5,9 +5,7 @@ mod common;
 
 use common::data::*;
 use dumn::contract::Inputs;
-use dumn::output::write_parquet;
 use dumn::pipeline::{self, Output, Params};
-use dumn::session::{context, EngineOptions};
 use dumn::storage::Location;
 
 /// Builds the training examples of `dataset` with `adapter`, returning the written rows.
@@ -16,26 +14,16 @@ fn examples(
     dataset: &str,
     out: &std::path::Path,
 ) -> Vec<datafusion::arrow::array::RecordBatch> {
-    let data = shared_dir().join("datasets").join(dataset);
+    let inputs = Inputs {
+        data: Some(Location::Local(shared_dir().join("datasets").join(dataset))),
+        adapter: Some(pipeline::adapter(adapter).unwrap()),
+        ..Default::default()
+    };
+    let params = Params::new().seq_len(20).unwrap();
     runtime().block_on(async {
-        let ctx = context(&EngineOptions::default()).unwrap();
-        let inputs = Inputs {
-            data: Some(Location::Local(data)),
-            adapter: Some(pipeline::adapter(adapter).unwrap()),
-            ..Default::default()
-        };
-        let params = Params::new().seq_len(20).unwrap();
-        let (df, _) = pipeline::prepare(&ctx, &inputs, Output::Training, None, &params)
+        build_output(&inputs, Output::Training, &params, out)
             .await
             .unwrap();
-        write_parquet(
-            df,
-            &Location::Local(out.to_path_buf()),
-            serde_json::json!({}),
-            |_| {},
-        )
-        .await
-        .unwrap();
         read_parquet(out).await
     })
 }

@@ -6,11 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::data::*;
-use dumn::contract::Inputs;
-use dumn::output::write_parquet;
-use dumn::pipeline::{self, Output, Params};
-use dumn::session::{context, EngineOptions};
-use dumn::storage::Location;
+use dumn::pipeline::{Output, Params};
 
 const USERS: &str = "user_id,region\n1,10\n2,20\n3,30\n";
 const ITEMS: &str = "item_id,category\n100,1\n101,1\n102,2\n103,3\n";
@@ -40,21 +36,10 @@ fn dataset(dir: &Path, impressions: &str) {
 }
 
 async fn training(data: &Path, out: &Path) -> anyhow::Result<(u64, Vec<String>)> {
-    let ctx = context(&EngineOptions::default())?;
-    let inputs = Inputs {
-        data: Some(Location::Local(data.to_path_buf())),
-        ..Default::default()
-    };
     let params = Params::new().seq_len(10)?;
-    let (df, checks) = pipeline::prepare(&ctx, &inputs, Output::Training, None, &params).await?;
-    let s = write_parquet(
-        df,
-        &Location::Local(out.to_path_buf()),
-        serde_json::json!({}),
-        |_| {},
-    )
-    .await?;
-    Ok((s.rows, checks.warnings))
+    let (summary, warnings) =
+        build_output(&local_inputs(data), Output::Training, &params, out).await?;
+    Ok((summary.rows, warnings))
 }
 
 fn error_of(impressions: &str) -> String {

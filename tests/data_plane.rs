@@ -8,11 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::data::*;
-use dumn::contract::Inputs;
 use dumn::gen::{generate, GenConfig};
-use dumn::output::write_parquet;
-use dumn::pipeline::{self, parse_cutoff, Output, Params};
-use dumn::session::{context, EngineOptions};
+use dumn::output::WriteSummary;
+use dumn::pipeline::{parse_cutoff, Output, Params};
 use dumn::storage::Location;
 
 const T: usize = 6;
@@ -30,29 +28,12 @@ fn small_gen() -> GenConfig {
     }
 }
 
-async fn build(
-    data: &Path,
-    out: &Path,
-    output: Output,
-    params: Params,
-) -> dumn::output::WriteSummary {
-    let ctx = context(&EngineOptions::default()).unwrap();
-    let inputs = Inputs {
-        data: Some(Location::Local(data.to_path_buf())),
-        ..Default::default()
-    };
-    let (df, checks) = pipeline::prepare(&ctx, &inputs, output, None, &params)
+async fn build(data: &Path, out: &Path, output: Output, params: Params) -> WriteSummary {
+    let (summary, warnings) = build_output(&local_inputs(data), output, &params, out)
         .await
         .unwrap();
-    assert!(checks.warnings.is_empty(), "{:?}", checks.warnings);
-    write_parquet(
-        df,
-        &Location::Local(out.to_path_buf()),
-        serde_json::json!({}),
-        |_| {},
-    )
-    .await
-    .unwrap()
+    assert!(warnings.is_empty(), "{warnings:?}");
+    summary
 }
 
 #[test]

@@ -4,24 +4,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::data::*;
 use common::s3::S3Server;
 
 /// Runs the dumn binary with `env`, and panics with its output if it fails.
 fn dumn(args: &[&str], env: &[(&'static str, String)]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "dumn {args:?} failed:\n{text}");
+    let (ok, text) = run_dumn(args, env);
+    assert!(ok, "dumn {args:?} failed:\n{text}");
     text
 }
 

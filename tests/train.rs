@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::data::*;
 use dumn::contract::Inputs;
@@ -40,16 +39,7 @@ fn gen_into(dir: &Path) {
 
 /// Runs the binary; returns (success, stdout + stderr).
 fn dumn(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_dumn(args, &[])
 }
 
 #[test]

@@ -146,7 +146,7 @@ pub struct Prepared {
     pub examples: Examples,
     pub split: Split,
     pub schema: dumn::features::FeatureSchema,
-    pub explicit_feedback: (u64, u64),
+    pub feedback: dataset::FeedbackSummary,
     pub fingerprint: String,
     pub rows: u64,
     _work: Option<tempfile::TempDir>,
@@ -202,20 +202,9 @@ async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
     for w in &checks.warnings {
         eprintln!("warning: {w}");
     }
-    let counts = ctx
-        .sql("SELECT count(*) FILTER (WHERE kind = 'like'), count(*) FILTER (WHERE kind = 'dislike') FROM feedback")
-        .await?
-        .collect()
-        .await?;
-    let col = |c: usize| {
-        use datafusion::arrow::array::AsArray;
-        counts[0]
-            .column(c)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-            .value(0) as u64
-    };
-    let explicit_feedback = (col(0), col(1));
-    let schema = dataset::feature_schema(&ctx, s.max_hash_size.unwrap_or(1 << 20)).await?;
+    let feedback = dataset::FeedbackSummary::read(&ctx).await?;
+    let schema =
+        dataset::feature_schema(&ctx, &feedback, s.max_hash_size.unwrap_or(1 << 20)).await?;
     let parse = |t: &Option<String>| t.as_deref().map(parse_cutoff).transpose();
     let split = Split::resolve(&ctx, parse(&s.valid_from)?, parse(&s.test_from)?).await?;
 
@@ -249,7 +238,7 @@ async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
         examples,
         split,
         schema,
-        explicit_feedback,
+        feedback,
         fingerprint,
         rows: written.rows,
         _work: guard,
@@ -302,7 +291,7 @@ async fn train_one(
         )
     })?;
     let label = s.label.unwrap_or(Label::Click);
-    let (likes, dislikes) = p.explicit_feedback;
+    let (likes, dislikes) = (p.feedback.likes, p.feedback.dislikes);
     let needs_explicit = matches!(
         ablation.feedback,
         FeedbackMode::Separate | FeedbackMode::AllInOne

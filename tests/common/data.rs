@@ -195,3 +195,41 @@ impl Reference {
         })
     }
 }
+
+/// Registers `inputs`, builds `output` with the embedded SQL and writes it to `out`:
+/// the write summary and the pre-flight warnings.
+pub async fn build_output(
+    inputs: &dumn::contract::Inputs,
+    output: dumn::pipeline::Output,
+    params: &dumn::pipeline::Params,
+    out: &Path,
+) -> anyhow::Result<(dumn::output::WriteSummary, Vec<String>)> {
+    let ctx = dumn::session::context(&dumn::session::EngineOptions::default())?;
+    let (df, checks) = dumn::pipeline::prepare(&ctx, inputs, output, None, params).await?;
+    let loc = dumn::storage::Location::Local(out.to_path_buf());
+    let summary = dumn::output::write_parquet(df, &loc, serde_json::json!({}), |_| {}).await?;
+    Ok((summary, checks.warnings))
+}
+
+/// Inputs read from a `dumn gen`-style folder.
+pub fn local_inputs(data: &Path) -> dumn::contract::Inputs {
+    dumn::contract::Inputs {
+        data: Some(dumn::storage::Location::Local(data.to_path_buf())),
+        ..Default::default()
+    }
+}
+
+/// Runs the dumn binary with extra environment variables: (success, stdout + stderr).
+pub fn run_dumn(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
