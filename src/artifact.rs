@@ -190,7 +190,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
     if !dir.exists() {
         bail!(
-            "model artifact {} does not exist (check the path; `dumn demo --out DIR` writes one)",
+            "model artifact {} does not exist (check the path; `dumn train --out DIR` writes one)",
             dir.display()
         );
     }
@@ -291,4 +291,28 @@ pub fn load(dir: &Path, device: Device) -> Result<Artifact> {
         bail!("model artifact {here}: tensor `{extra}` is not part of the model its manifest describes");
     }
     Ok(Artifact { manifest, model })
+}
+
+/// Loads the artifact at `loc`: a local folder, or an `s3://` prefix whose files are first
+/// downloaded into a temporary folder (removed once the weights are in memory).
+pub async fn open(loc: &crate::storage::Location, device: Device) -> Result<Artifact> {
+    use crate::storage::{self, Location};
+    match loc {
+        Location::Local(p) => load(p, device),
+        Location::S3 { .. } => {
+            let files = storage::list(loc).await?;
+            if !files.iter().any(|(name, _)| name == MANIFEST_FILE) {
+                bail!(
+                    "model artifact {loc} does not exist or has no {MANIFEST_FILE} \
+                     (check the path; `dumn train --out {loc}` writes one)"
+                );
+            }
+            let tmp = tempfile::Builder::new().prefix("dumn-model-").tempdir()?;
+            for (name, _) in files.iter().filter(|(n, _)| !n.contains('/')) {
+                let bytes = storage::get(&loc.join(name)).await?;
+                fs::write(tmp.path().join(name), bytes)?;
+            }
+            load(tmp.path(), device).with_context(|| format!("model artifact {loc}"))
+        }
+    }
 }

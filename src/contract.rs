@@ -251,6 +251,23 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Inputs from a data folder, `name=location` table overrides (as `--table` takes them)
+    /// and an adapter name or file.
+    pub fn from_flags(
+        data: Option<&str>,
+        tables: &[String],
+        adapter: Option<&str>,
+    ) -> Result<Self> {
+        Ok(Self {
+            data: data.map(Location::parse).transpose()?,
+            tables: tables
+                .iter()
+                .map(|t| Self::parse_table_flag(t))
+                .collect::<Result<_>>()?,
+            adapter: adapter.map(crate::pipeline::adapter).transpose()?,
+        })
+    }
+
     /// Parses `name=location` as given to `--table`.
     pub fn parse_table_flag(s: &str) -> Result<(String, Location)> {
         let (name, loc) = s
@@ -365,4 +382,39 @@ pub async fn preflight(
         }
     }
     Ok(out)
+}
+
+/// Checks that every candidate names a user in `users` and an item in `items`: a candidate
+/// the profile tables do not know is a broken candidate generator, not a new user (a new
+/// user has a `users` row and no feedback). The error names the table, the column and one
+/// offending id.
+pub async fn check_candidates(ctx: &SessionContext) -> Result<()> {
+    for (id, table) in [("user_id", "users"), ("item_id", "items")] {
+        let unknown = format!(
+            "FROM candidates AS c WHERE c.{id} IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.{id} = c.{id})"
+        );
+        let n = crate::session::first_row(ctx, &format!("SELECT count(*) {unknown}"))
+            .await
+            .with_context(|| format!("checking table `candidates` against `{table}`"))?[0]
+            .unwrap_or(0);
+        if n > 0 {
+            let b = ctx
+                .sql(&format!("SELECT c.{id} {unknown} LIMIT 1"))
+                .await?
+                .collect()
+                .await?;
+            let shown = b
+                .iter()
+                .find(|b| b.num_rows() > 0)
+                .map(|b| datafusion::arrow::util::display::array_value_to_string(b.column(0), 0))
+                .transpose()?
+                .unwrap_or_default();
+            bail!(
+                "table `candidates`: {n} rows reference a {id} that is not in table `{table}` \
+                 (for example {id} {shown}); add it to `{table}` or drop those candidates"
+            );
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@
 //! - [`gen`]: `dumn gen`, synthetic raw logs with planted structure;
 //! - [`storage`]: local and `s3://` locations, publishing outputs atomically;
 //! - [`output`]: writing query results as Parquet tables;
+//! - [`scoring`]: a loaded model scoring candidates, one user step per user;
 //! - [`session`]: the DataFusion session;
 //! - [`udfs`]: dumn's SQL functions (the files live in `udfs/`).
 
@@ -29,6 +30,7 @@ pub mod model;
 pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod scoring;
 pub mod session;
 pub mod storage;
 pub mod synth;

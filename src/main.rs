@@ -17,7 +17,8 @@ mod cmd;
 ///
 ///   dumn gen out/data
 ///   dumn sequences training --data out/data --out out/examples
-///   dumn sequences scoring --data out/data --out out/scoring-input
+///   dumn train --job jobs/train-demo.toml
+///   dumn run jobs/demo.toml
 #[derive(Parser)]
 #[command(name = "dumn", version, propagate_version = true, max_term_width = 100)]
 struct Cli {
@@ -51,6 +52,26 @@ enum Command {
     /// Train every ablation variant of the paper and two baselines on one split, and print
     /// the table (AUC and GAUC per variant).
     Ablate(cmd::train::AblateArgs),
+    /// Run a nightly scoring job: score every candidate and write the day's score and
+    /// ranking tables.
+    ///
+    /// Builds each user's sequences as of --date with sql/, scores every candidate with
+    /// both probabilities (dumn_score), writes OUT/scores/dt=DATE/ and, from it,
+    /// OUT/ranking/dt=DATE/ (per user, by ctr, likely dislikes removed, top k). Both are
+    /// published atomically with a _SUCCESS marker; a re-run replaces the day.
+    Run(cmd::run::RunArgs),
+    /// Run SQL with dumn's functions, the model's included (dumn_ctr, dumn_dislike,
+    /// dumn_score).
+    ///
+    /// Give statements with -c or -f, or type them at the prompt. Register tables with
+    /// --table NAME=LOCATION, a model with --model, or everything a scoring job reads with
+    /// --job. Example:
+    ///
+    ///   dumn sql --job jobs/demo.toml -c "SELECT user_id, item_id,
+    ///     dumn_ctr(user_id, age_band, region, device, item_id, category, brand,
+    ///              click_seq, unclick_seq, like_seq, dislike_seq) AS ctr
+    ///   FROM scoring_input LIMIT 5"
+    Sql(cmd::sql::SqlArgs),
     /// Train the model on generated examples with a planted signal, and show it learn.
     ///
     /// Generates users with a long-term taste, a hated topic and short-term drift, trains
@@ -77,6 +98,8 @@ fn main() {
         Command::Train(args) => cmd::block_on(cmd::train::run(args)),
         Command::Eval(args) => cmd::block_on(cmd::train::eval(args)),
         Command::Ablate(args) => cmd::block_on(cmd::train::ablate(args)),
+        Command::Run(args) => cmd::block_on(cmd::run::run(args)),
+        Command::Sql(args) => cmd::block_on(cmd::sql::run(args)),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect { model } => cmd::inspect::run(model),
     };

@@ -50,25 +50,63 @@ pub async fn write_parquet(
     extra: serde_json::Value,
     on_rows: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<WriteSummary> {
+    stage_parquet(df, target, on_rows)
+        .await?
+        .publish(target, extra)
+        .await
+}
+
+/// A table written into its staging folder and not yet published: readable there (for a
+/// step that reads it back), invisible at the target.
+#[derive(Debug)]
+pub struct Staged {
+    pub staging: Location,
+    pub summary: WriteSummary,
+}
+
+/// The first half of [`write_parquet`]: runs `df` into a fresh staging folder beside
+/// `target`. On error the staging folder is removed.
+pub async fn stage_parquet(
+    df: DataFrame,
+    target: &Location,
+    on_rows: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<Staged> {
     let staging = storage::staging_for(target)?;
-    let result = write_staged(df, &staging, Arc::new(on_rows)).await;
-    let summary = match result {
-        Ok(s) => s,
+    match write_staged(df, &staging, Arc::new(on_rows)).await {
+        Ok(summary) => Ok(Staged { staging, summary }),
         Err(e) => {
             let _ = storage::remove_all(&staging).await;
+            Err(e)
+        }
+    }
+}
+
+impl Staged {
+    /// The second half of [`write_parquet`]: moves the staged files to `target`, replacing
+    /// what was there, with the `_SUCCESS` marker (summary, `extra`, `written_at`) last.
+    pub async fn publish(
+        self,
+        target: &Location,
+        extra: serde_json::Value,
+    ) -> Result<WriteSummary> {
+        let mut marker = serde_json::to_value(&self.summary)?;
+        if let (Some(m), serde_json::Value::Object(extra)) = (marker.as_object_mut(), extra) {
+            m.extend(extra);
+            m.insert("written_at".into(), chrono::Utc::now().to_rfc3339().into());
+        }
+        if let Err(e) =
+            storage::publish(&self.staging, target, &serde_json::to_vec_pretty(&marker)?).await
+        {
+            let _ = storage::remove_all(&self.staging).await;
             return Err(e);
         }
-    };
-    let mut marker = serde_json::to_value(&summary)?;
-    if let (Some(m), serde_json::Value::Object(extra)) = (marker.as_object_mut(), extra) {
-        m.extend(extra);
-        m.insert("written_at".into(), chrono::Utc::now().to_rfc3339().into());
+        Ok(self.summary)
     }
-    if let Err(e) = storage::publish(&staging, target, &serde_json::to_vec_pretty(&marker)?).await {
-        let _ = storage::remove_all(&staging).await;
-        return Err(e);
+
+    /// Removes the staged files.
+    pub async fn discard(self) {
+        let _ = storage::remove_all(&self.staging).await;
     }
-    Ok(summary)
 }
 
 async fn write_staged(

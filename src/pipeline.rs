@@ -9,11 +9,14 @@
 //! | feedback | `sql/feedback.sql` | `feedback(user_id, item_id, ts, kind)`: the four kinds from impressions and actions |
 //! | training examples | `sql/training_examples.sql` | `training_examples`: one row per impression, sequences strictly before it |
 //! | scoring input | `sql/scoring_input.sql` | `scoring_input`: one row per candidate, sequences strictly before the cutoff |
+//! | scores | `sql/scores.sql` | `scores`: one row per candidate with `ctr`, `p_dislike`, the model version |
+//! | ranking | `sql/ranking.sql` | `ranking`: per user, the top candidates by `ctr` without likely dislikes |
 //! | adapters | `sql/adapters/*.sql` | `impressions`, `actions`, `users`, `items` from a public dataset |
 //!
 //! Parameters are written `${name}` in the SQL and replaced before parsing: `${seq_len}`
-//! (T, a positive integer), `${cutoff}` (a `TIMESTAMP '…'` literal) and `${data}` (an
-//! adapter's source folder URL). A parameter that a script uses but that is not set is an
+//! (T, a positive integer), `${cutoff}` (a `TIMESTAMP '…'` literal), `${data}` (an
+//! adapter's source folder URL), and the scoring parameters that `sql/scores.sql` and
+//! `sql/ranking.sql` document. A parameter that a script uses but that is not set is an
 //! error naming it.
 
 use std::collections::BTreeMap;
@@ -95,6 +98,16 @@ pub fn scoring_input() -> Script {
         "sql/scoring_input.sql",
         include_str!("../sql/scoring_input.sql"),
     )
+}
+
+/// `sql/scores.sql`.
+pub fn scores() -> Script {
+    Script::embedded("sql/scores.sql", include_str!("../sql/scores.sql"))
+}
+
+/// `sql/ranking.sql`.
+pub fn ranking() -> Script {
+    Script::embedded("sql/ranking.sql", include_str!("../sql/ranking.sql"))
 }
 
 /// The adapters in `sql/adapters/`, by name.

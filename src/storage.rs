@@ -291,6 +291,23 @@ pub async fn remove_all(loc: &Location) -> Result<()> {
     Ok(())
 }
 
+/// Checks that `target` can be written before any long work, by writing (and deleting) a
+/// probe object in its parent folder, which is created when missing.
+pub async fn check_writable(target: &Location) -> Result<()> {
+    let parent = target.parent().unwrap_or_else(|| target.clone());
+    if let Location::Local(p) = &parent {
+        std::fs::create_dir_all(p)
+            .with_context(|| format!("cannot create {} to write {target} into", p.display()))?;
+    }
+    let probe = parent.join(&format!(".dumn-write-probe-{}", std::process::id()));
+    put(&probe, Vec::new())
+        .await
+        .with_context(|| format!("cannot write {target}: {parent} is not writable"))?;
+    let (store, key) = probe.store()?;
+    let _ = store.delete(&key).await;
+    Ok(())
+}
+
 /// A fresh staging folder beside `target`: `.<name>.staging-<pid>-<nanos>`. Writers fill it,
 /// then [`publish`] moves it into place.
 pub fn staging_for(target: &Location) -> Result<Location> {

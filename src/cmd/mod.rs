@@ -4,7 +4,9 @@
 pub mod demo;
 pub mod gen;
 pub mod inspect;
+pub mod run;
 pub mod sequences;
+pub mod sql;
 pub mod train;
 
 use std::future::Future;
@@ -29,6 +31,21 @@ pub fn row_spinner(what: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} {elapsed:>4} {human_pos} {msg} ({per_sec})")
             .expect("a valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A bar counting rows towards `total`, with the rate and the time left; hidden when
+/// stderr is not a terminal.
+pub fn row_bar(what: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{elapsed:>4} [{bar:30}] {human_pos}/{human_len} {msg} ({per_sec}, {eta} left)",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));

@@ -59,7 +59,7 @@ pub struct SequencesArgs {
 }
 
 /// The cutoff `dumn gen` recorded in `data/_SUCCESS`, if any.
-async fn recorded_cutoff(data: &Location) -> Option<String> {
+pub async fn recorded_cutoff(data: &Location) -> Option<String> {
     let bytes = storage::get(&data.join(storage::SUCCESS_MARKER))
         .await
         .ok()?;
@@ -68,15 +68,7 @@ async fn recorded_cutoff(data: &Location) -> Option<String> {
 }
 
 pub async fn run(args: SequencesArgs) -> Result<()> {
-    let mut inputs = Inputs {
-        data: args.data.as_deref().map(Location::parse).transpose()?,
-        ..Default::default()
-    };
-    for t in &args.tables {
-        let (name, loc) = Inputs::parse_table_flag(t)?;
-        inputs.tables.insert(name, loc);
-    }
-    inputs.adapter = args.adapter.as_deref().map(pipeline::adapter).transpose()?;
+    let inputs = Inputs::from_flags(args.data.as_deref(), &args.tables, args.adapter.as_deref())?;
     let last = args.sql.as_deref().map(Script::from_file).transpose()?;
 
     let mut params = Params::new().seq_len(args.seq_len)?;

@@ -152,38 +152,6 @@ pub struct Prepared {
     _work: Option<tempfile::TempDir>,
 }
 
-/// Checks that the artifact location can be written, before any long work: locally by
-/// writing a probe file beside it, on S3 by writing and deleting a probe object.
-async fn check_writable(out: &Location) -> Result<()> {
-    let out = match out {
-        Location::Local(p) => p,
-        Location::S3 { .. } => {
-            let probe = out
-                .parent()
-                .unwrap_or_else(|| out.clone())
-                .join(&format!(".dumn-write-probe-{}", std::process::id()));
-            storage::put(&probe, Vec::new())
-                .await
-                .with_context(|| format!("cannot write the model to {out}"))?;
-            let (store, key) = probe.store()?;
-            use object_store::ObjectStoreExt;
-            let _ = store.delete(&key).await;
-            return Ok(());
-        }
-    };
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {} for the model", parent.display()))?;
-    let probe = parent.join(format!(".dumn-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("cannot write the model into {}", parent.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
     let inputs = Inputs {
         data: s.data.as_deref().map(Location::parse).transpose()?,
@@ -417,7 +385,7 @@ pub async fn run(args: TrainArgs) -> Result<()> {
             .as_deref()
             .context("give --out LOCATION (or `out = ...` in the job file)")?,
     )?;
-    check_writable(&out).await?;
+    storage::check_writable(&out).await?;
     let prepared = prepare(&s, &engine).await?;
     let variant = s.variant.clone().unwrap_or_else(|| "DUMN".into());
     train_one(&prepared, &s, &variant, &out).await?;
@@ -442,7 +410,7 @@ pub async fn ablate(args: AblateArgs) -> Result<()> {
             .as_deref()
             .context("give --out LOCATION: one artifact per variant goes under it")?,
     )?;
-    check_writable(&out.join("x")).await?;
+    storage::check_writable(&out.join("x")).await?;
     let variants: Vec<String> = if args.variants.is_empty() {
         Ablation::VARIANTS
             .iter()

@@ -56,6 +56,14 @@ pub fn i64s(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
         .collect()
 }
 
+pub fn f64s(b: &RecordBatch, col: &str) -> Vec<Option<f64>> {
+    let a = cast(b.column_by_name(col).unwrap(), &DataType::Float64).unwrap();
+    let a = a.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
+}
+
 /// A timestamp column as microseconds since the epoch.
 pub fn micros(b: &RecordBatch, col: &str) -> Vec<Option<i64>> {
     let a = cast(

@@ -31,3 +31,4 @@ pub fn examples(n_users: usize, seed: u64) -> Vec<Example> {
 }
 pub mod data;
 pub mod s3;
+pub mod scoring;

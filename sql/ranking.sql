@@ -1,0 +1,17 @@
+-- Step 4: the ranking table of a nightly run (`dumn run`), read from the score table that
+-- the run has just written (registered as `scores`).
+--
+-- Per user, the candidates whose p_dislike is at most ${dislike_threshold}, ordered by ctr
+-- (highest first; ties broken by item_id), the first ${top_k} kept:
+--   user_id, rank (1 = best), item_id, ctr, p_dislike, model_version.
+-- Within each output file the rows are in (user_id, rank) order.
+CREATE OR REPLACE VIEW ranking AS
+SELECT user_id, rank, item_id, ctr, p_dislike, model_version
+FROM (
+    SELECT
+        user_id, item_id, ctr, p_dislike, model_version,
+        ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ctr DESC, item_id) AS rank
+    FROM scores
+    WHERE p_dislike <= ${dislike_threshold}
+)
+WHERE rank <= ${top_k};

@@ -1,0 +1,192 @@
+//! `dumn sql`: ad-hoc SQL with dumn's functions, the model's included.
+//!
+//! Statements come from `-c`, from `-f FILE`, or from an interactive prompt (stdin; a
+//! statement ends with `;`). Tables come from `--table NAME=LOCATION` and, with `--job`,
+//! from a scoring job (its inputs, its model, and the views `feedback` and
+//! `scoring_input` as of `--date`). Results print as tables; `COPY (…) TO 'LOCATION'`
+//! writes them (note that COPY adds files: write each result to a fresh location).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
+use futures::StreamExt;
+
+use dumn::contract::{self, Inputs};
+use dumn::storage::{self, Location};
+use dumn::{session, udfs};
+
+use super::run::{Job, ModelArgs, Scoring};
+use super::EngineArgs;
+
+#[derive(Args)]
+pub struct SqlArgs {
+    /// Run these statements (separated by `;`) and exit.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    pub command: Option<String>,
+    /// Run the statements in this file and exit.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Register a table: NAME=LOCATION, a Parquet, CSV or TSV file or folder, local or
+    /// s3://. Repeat for several tables.
+    #[arg(long = "table", value_name = "NAME=LOCATION")]
+    pub tables: Vec<String>,
+    /// The model artifact behind dumn_ctr, dumn_dislike and dumn_score (local or s3://).
+    #[arg(long, value_name = "LOCATION")]
+    pub model: Option<String>,
+    /// A scoring job file: registers its input tables and its model (unless --model), and
+    /// defines the views `feedback` and `scoring_input` as of --date.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    /// With --job: the day whose scoring input to define (default: the job's date).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "job")]
+    pub date: Option<String>,
+    /// Rows printed per result; the rest are counted.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub max_rows: usize,
+    #[command(flatten)]
+    pub model_args: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Registers the store of every `s3://bucket` that `sql` names (a URL table, a COPY target).
+fn register_buckets(ctx: &SessionContext, sql: &str) -> Result<()> {
+    for (i, _) in sql.match_indices("s3://") {
+        let rest = &sql[i + 5..];
+        let end = rest
+            .find(|c: char| c == '/' || c == '\'' || c == '"' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        if end > 0 {
+            storage::register(ctx, &Location::parse(&format!("s3://{}", &rest[..end]))?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs each statement of `sql` and prints its result.
+async fn run_statements(ctx: &SessionContext, sql: &str, max_rows: usize) -> Result<()> {
+    register_buckets(ctx, sql)?;
+    let statements = DFParser::parse_sql(sql).context("cannot parse the SQL")?;
+    let state = ctx.state();
+    for statement in statements {
+        let plan = state.statement_to_plan(statement).await?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let mut stream = df.execute_stream().await?;
+        let mut shown: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut kept) = (0usize, 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            if kept < max_rows {
+                let take = batch.num_rows().min(max_rows - kept);
+                shown.push(batch.slice(0, take));
+                kept += take;
+            }
+        }
+        if shown.iter().any(|b| b.num_columns() > 0) && rows > 0 {
+            println!("{}", pretty_format_batches(&shown)?);
+        }
+        if rows > kept {
+            println!("({rows} rows, first {kept} shown)");
+        } else {
+            println!("({rows} {})", if rows == 1 { "row" } else { "rows" });
+        }
+    }
+    Ok(())
+}
+
+/// The prompt: one statement per `;`, errors printed, `\q` or end of input to leave.
+async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        println!("dumn sql: end statements with `;`, leave with \\q or Ctrl-D");
+    }
+    let mut pending = String::new();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!(
+                "{}",
+                if pending.is_empty() {
+                    "dumn> "
+                } else {
+                    "  ... "
+                }
+            );
+            std::io::stdout().flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        if pending.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
+            break;
+        }
+        pending.push_str(&line);
+        pending.push('\n');
+        if line.trim_end().ends_with(';') {
+            let sql = std::mem::take(&mut pending);
+            if let Err(e) = run_statements(ctx, &sql, max_rows).await {
+                eprintln!("error: {e:#}");
+                if !interactive {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    if !pending.trim().is_empty() {
+        run_statements(ctx, &pending, max_rows).await?;
+    }
+    Ok(())
+}
+
+pub async fn run(args: SqlArgs) -> Result<()> {
+    let ctx = match &args.job {
+        Some(path) => {
+            let mut job = Job::read(path)?;
+            if let Some(m) = &args.model {
+                job.model = m.clone();
+            }
+            let date = job.date(args.date.as_deref())?;
+            let s = Scoring::open(&job, date, &args.model_args, &args.engine).await?;
+            for w in &s.checks.warnings {
+                eprintln!("warning: {w}");
+            }
+            s.ctx
+        }
+        None => {
+            let ctx = session::context(&args.engine.options())?;
+            if let Some(m) = &args.model {
+                let scorer = args.model_args.scorer(m, None).await?;
+                udfs::register_model(&ctx, Some(scorer));
+            }
+            ctx
+        }
+    };
+    let tables = Inputs::from_flags(None, &args.tables, None)?.tables;
+    for (name, loc) in &tables {
+        contract::register(&ctx, name, loc).await?;
+    }
+    match (&args.command, &args.file) {
+        (Some(sql), _) => run_statements(&ctx, sql, args.max_rows).await,
+        (None, Some(path)) => {
+            let sql = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the SQL file {}", path.display()))?;
+            if sql.trim().is_empty() {
+                bail!("{} holds no SQL", path.display());
+            }
+            run_statements(&ctx, &sql, args.max_rows).await
+        }
+        (None, None) => prompt(&ctx, args.max_rows).await,
+    }
+}

@@ -1,0 +1,129 @@
+//! A scoring set-up for the tests: generated raw logs, a model whose feature schema matches
+//! them (the real network, seeded initial weights: scoring tests check the plumbing, not
+//! what training learned), and job files.
+
+use std::path::{Path, PathBuf};
+
+use dumn::artifact;
+use dumn::features::{FeatureSchema, FieldSpec};
+use dumn::gen::{generate, GenConfig};
+use dumn::model::{Ablation, Dumn, ModelConfig};
+use dumn::storage::Location;
+
+use super::data::runtime;
+
+/// The columns `dumn gen` writes, as a model reads them.
+pub fn gen_schema() -> FeatureSchema {
+    let f = |n: &str| FieldSpec::new(n, 512);
+    FeatureSchema {
+        user_fields: vec![f("user_id"), f("age_band"), f("region"), f("device")],
+        item_fields: vec![f("item_id"), f("category"), f("brand")],
+    }
+}
+
+/// A small DUMN on `schema`, every component of the paper present, seeded.
+pub fn small_model(schema: FeatureSchema, seed: i64) -> Dumn {
+    let mut c = ModelConfig::new(schema);
+    c.seq_len = 20;
+    c.emb_dim = 8;
+    c.heads = 2;
+    c.ffn_dim = 32;
+    c.mem_slots = 16;
+    c.slot_dim = 8;
+    c.out_hidden = vec![32, 16];
+    c.triplet_pool = 16;
+    c.ablation = Ablation::variant("DUMN").unwrap();
+    tch::manual_seed(seed);
+    Dumn::new(c, tch::Device::Cpu).unwrap()
+}
+
+pub fn tiny_gen(candidates_per_user: usize) -> GenConfig {
+    GenConfig {
+        users: 120,
+        impressions_per_user: 30,
+        candidates_per_user,
+        topics: 6,
+        items_per_topic: 20,
+        days: 6,
+        seed: 5,
+        ..Default::default()
+    }
+}
+
+/// A folder with `data/` (generated logs) and `model/` (an artifact for them).
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub gen: GenConfig,
+}
+
+impl Fixture {
+    pub fn new(candidates_per_user: usize) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let gen = tiny_gen(candidates_per_user);
+        runtime()
+            .block_on(generate(
+                &gen,
+                &Location::Local(dir.path().join("data")),
+                |_| {},
+            ))
+            .unwrap();
+        artifact::save(
+            &small_model(gen_schema(), 7),
+            &dir.path().join("model"),
+            None,
+            Default::default(),
+        )
+        .unwrap();
+        Fixture { dir, gen }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The day after the logs, as `dumn run --date` takes it.
+    pub fn date(&self) -> String {
+        self.gen.cutoff().date().to_string()
+    }
+
+    /// Writes a job file reading `data/` and `model/`, writing under `out/`, plus `extra`
+    /// TOML lines (later keys must not repeat these).
+    pub fn job(&self, name: &str, extra: &str) -> PathBuf {
+        let p = self.path(name);
+        let d = self.dir.path().display();
+        let mut text = String::new();
+        let has = |k: &str| extra.lines().any(|l| l.trim_start().starts_with(k));
+        for (key, value) in [
+            ("data", format!("{d}/data")),
+            ("model", format!("{d}/model")),
+            ("out", format!("{d}/out")),
+        ] {
+            if !has(key) {
+                text.push_str(&format!("{key} = \"{value}\"\n"));
+            }
+        }
+        text.push_str(&format!(
+            "date = \"{}\"\ndevice = \"cpu\"\n{extra}\n",
+            self.date()
+        ));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// `out/<table>/dt=<date>`.
+    pub fn day(&self, table: &str) -> PathBuf {
+        self.path(&format!("out/{table}/dt={}", self.date()))
+    }
+}
+
+/// The files of a folder, names only, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}

@@ -1,0 +1,434 @@
+//! Scoring: the model UDFs against the model's own per-row forward, and `dumn run`'s
+//! tables, re-runs, killed runs and bad inputs.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::data::*;
+use common::scoring::*;
+use datafusion::arrow::array::{RecordBatch, UInt32Array, UInt64Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use dumn::artifact;
+use dumn::examples::from_batch;
+use dumn::model::Batch;
+use dumn::pipeline::{self, Output, Params};
+use dumn::scoring::Scorer;
+use dumn::session::{context, EngineOptions};
+use tch::Device;
+
+/// The scoring input of the fixture as one batch, with a row id column `rid` added.
+async fn scoring_rows(fx: &Fixture) -> RecordBatch {
+    let ctx = context(&EngineOptions::default()).unwrap();
+    let params = Params::new().seq_len(20).unwrap().cutoff(fx.gen.cutoff());
+    let (df, _) = pipeline::prepare(
+        &ctx,
+        &local_inputs(&fx.path("data")),
+        Output::Scoring,
+        None,
+        &params,
+    )
+    .await
+    .unwrap();
+    let batches = df.collect().await.unwrap();
+    let batch = concat_batches(&batches[0].schema(), &batches).unwrap();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("rid", DataType::UInt64, false));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(UInt64Array::from_iter_values(
+        0..batch.num_rows() as u64,
+    )));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// `dumn_score` over `rows` cut into batches of `chunk` rows, by row id.
+async fn udf_scores(
+    scorer: Arc<Scorer>,
+    rows: &RecordBatch,
+    chunk: usize,
+) -> HashMap<u64, (f64, f64)> {
+    let ctx = context(&EngineOptions::default()).unwrap();
+    dumn::udfs::register_model(&ctx, Some(scorer.clone()));
+    let batches: Vec<RecordBatch> = (0..rows.num_rows())
+        .step_by(chunk)
+        .map(|i| rows.slice(i, chunk.min(rows.num_rows() - i)))
+        .collect();
+    ctx.register_table(
+        "rows",
+        Arc::new(MemTable::try_new(rows.schema(), vec![batches]).unwrap()),
+    )
+    .unwrap();
+    let args = scorer.input_columns().join(", ");
+    let out = sql(
+        &ctx,
+        &format!("SELECT rid, s['ctr'] AS ctr, s['p_dislike'] AS p FROM (SELECT rid, dumn_score({args}) AS s FROM rows)"),
+    )
+    .await;
+    let mut m = HashMap::new();
+    for b in &out {
+        let rid = i64s(b, "rid");
+        let (ctr, p) = (f64s(b, "ctr"), f64s(b, "p"));
+        for i in 0..b.num_rows() {
+            m.insert(rid[i].unwrap() as u64, (ctr[i].unwrap(), p[i].unwrap()));
+        }
+    }
+    assert_eq!(m.len(), rows.num_rows(), "one score per row");
+    m
+}
+
+#[test]
+fn the_udf_equals_the_per_row_forward_whatever_the_batch_size_or_row_order() {
+    let fx = Fixture::new(6);
+    runtime().block_on(async {
+        let rows = scoring_rows(&fx).await;
+        let n = rows.num_rows();
+        assert!(n > 500, "{n} rows");
+        let model_dir = fx.path("model");
+        let loaded = artifact::load(&model_dir, Device::Cpu).unwrap();
+        let cfg = loaded.model.config.clone();
+        // The reference: the model's one-step forward, one row at a time.
+        let examples = from_batch(&rows, &cfg.schema, false).unwrap();
+        let reference: Vec<(f64, f64)> = examples
+            .iter()
+            .map(|e| {
+                let b = Batch::from_examples(&cfg, std::slice::from_ref(e), Device::Cpu).unwrap();
+                let p: Vec<f32> = Vec::try_from(loaded.model.predict(&b).flatten(0, -1)).unwrap();
+                (p[0] as f64, p[1] as f64)
+            })
+            .collect();
+        let spread = reference.iter().map(|r| r.0).fold(f64::MIN, f64::max)
+            - reference.iter().map(|r| r.0).fold(f64::MAX, f64::min);
+        assert!(spread > 1e-3, "scores must differ between rows ({spread})");
+
+        // A permutation that scatters each user's candidates across the table.
+        let perm = UInt32Array::from_iter_values((0..n as u32).map(|i| (i * 7919) % n as u32));
+        let mut sorted: Vec<u32> = perm.values().to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), n, "7919 is prime to the row count");
+        let shuffled = take_record_batch(&rows, &perm).unwrap();
+
+        for (batch_size, chunk, order) in [
+            (4096, 8192, &rows),
+            (7, 8192, &rows),
+            (1, 50, &rows),
+            (4096, 8192, &shuffled),
+            (33, 13, &shuffled),
+        ] {
+            let scorer = Arc::new(Scorer::new(
+                artifact::load(&model_dir, Device::Cpu).unwrap(),
+                batch_size,
+            ));
+            let got = udf_scores(scorer.clone(), order, chunk).await;
+            for (rid, want) in reference.iter().enumerate() {
+                let have = got[&(rid as u64)];
+                assert!(
+                    (have.0 - want.0).abs() < 1e-5 && (have.1 - want.1).abs() < 1e-5,
+                    "row {rid}, batch size {batch_size}, chunk {chunk}: {have:?} vs {want:?}"
+                );
+            }
+            if std::ptr::eq(order, &rows) && batch_size >= 1000 {
+                let s = scorer.stats();
+                assert!(
+                    s.users * 3 < s.rows,
+                    "users' rows arrive together in scoring_input, so user steps are shared: {s:?}"
+                );
+            }
+        }
+    });
+}
+
+fn dumn(args: &[&str]) -> (bool, String) {
+    run_dumn(args, &[])
+}
+
+/// The rows of a day's table.
+fn day_rows(fx: &Fixture, table: &str) -> RecordBatch {
+    let batches = runtime().block_on(read_parquet(&fx.day(table)));
+    concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn marker(fx: &Fixture, table: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fx.day(table).join("_SUCCESS")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_run_writes_one_score_per_candidate_and_a_filtered_top_k_ranking() {
+    let fx = Fixture::new(15);
+    let job = fx.job(
+        "job.toml",
+        "dislike_threshold = 0.5\ntop_k = 6\nbatch_size = 100",
+    );
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("candidates/s"),
+        "a summary with the rate: {out}"
+    );
+
+    // Scores: exactly the candidates, with the model's version.
+    let scores = day_rows(&fx, "scores");
+    let cands = runtime().block_on(read_parquet(&fx.path("data/candidates")));
+    let cands = concat_batches(&cands[0].schema(), &cands).unwrap();
+    // (user, item, source): the candidate and its pass-through column.
+    let rows = |b: &RecordBatch| {
+        let mut v: Vec<(i64, i64, String)> = i64s(b, "user_id")
+            .into_iter()
+            .zip(i64s(b, "item_id"))
+            .zip(strings(b, "source"))
+            .map(|((u, i), s)| (u.unwrap(), i.unwrap(), s.unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rows(&scores), rows(&cands), "one score row per candidate");
+    let version = artifact::read_manifest(&fx.path("model"))
+        .unwrap()
+        .model_version;
+    assert!(strings(&scores, "model_version")
+        .iter()
+        .all(|v| v.as_deref() == Some(version.as_str())));
+    let m = marker(&fx, "scores");
+    assert_eq!(m["rows"], scores.num_rows() as u64);
+    assert_eq!(m["model_version"], version.as_str());
+
+    // Ranking: per user, the eligible candidates by ctr (ties by item id), at most k.
+    let (ctr, pd) = (f64s(&scores, "ctr"), f64s(&scores, "p_dislike"));
+    let (users, items) = (i64s(&scores, "user_id"), i64s(&scores, "item_id"));
+    let mut eligible: HashMap<i64, Vec<(f64, i64)>> = HashMap::new();
+    let mut excluded = 0;
+    for i in 0..scores.num_rows() {
+        if pd[i].unwrap() <= 0.5 {
+            eligible
+                .entry(users[i].unwrap())
+                .or_default()
+                .push((ctr[i].unwrap(), items[i].unwrap()));
+        } else {
+            excluded += 1;
+        }
+    }
+    assert!(
+        excluded > 0,
+        "the fixture's model must put some p_dislike above 0.5"
+    );
+    let ranking = day_rows(&fx, "ranking");
+    let (ru, rr, ri, rc, rp) = (
+        i64s(&ranking, "user_id"),
+        i64s(&ranking, "rank"),
+        i64s(&ranking, "item_id"),
+        f64s(&ranking, "ctr"),
+        f64s(&ranking, "p_dislike"),
+    );
+    let mut got: HashMap<i64, Vec<(i64, f64, i64)>> = HashMap::new();
+    for i in 0..ranking.num_rows() {
+        assert!(rp[i].unwrap() <= 0.5, "a high-dislike item is ranked");
+        got.entry(ru[i].unwrap()).or_default().push((
+            rr[i].unwrap(),
+            rc[i].unwrap(),
+            ri[i].unwrap(),
+        ));
+    }
+    assert_eq!(
+        got.len(),
+        eligible.len(),
+        "every user with an eligible candidate is ranked"
+    );
+    for (user, mut want) in eligible {
+        want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        want.truncate(6);
+        let mut have = got.remove(&user).unwrap();
+        have.sort_by_key(|r| r.0);
+        assert_eq!(
+            have.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (1..=want.len() as i64).collect::<Vec<_>>()
+        );
+        let have: Vec<(f64, i64)> = have.iter().map(|r| (r.1, r.2)).collect();
+        assert_eq!(have, want, "user {user}");
+    }
+    assert_eq!(marker(&fx, "ranking")["rows"], ranking.num_rows() as u64);
+}
+
+/// The day's files and marker, to compare states.
+fn day_state(fx: &Fixture) -> Vec<(String, Vec<String>, String)> {
+    ["scores", "ranking"]
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                file_names(&fx.day(t)),
+                marker(fx, t)["scored_at"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rerun_replaces_the_day_exactly() {
+    let fx = Fixture::new(5);
+    let job = fx.job("job.toml", "");
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let first = day_state(&fx);
+    let rows = day_rows(&fx, "scores").num_rows();
+    let (ok, out) = dumn(&["run", job.to_str().unwrap(), "--batch-size", "64"]);
+    assert!(ok, "{out}");
+    let second = day_state(&fx);
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a.1, b.1, "{}: the same files, no second copy", a.0);
+        assert_ne!(a.2, b.2, "{}: replaced by the re-run", a.0);
+    }
+    assert_eq!(day_rows(&fx, "scores").num_rows(), rows);
+    // Nothing left beside the day but the day itself.
+    for t in ["scores", "ranking"] {
+        assert_eq!(
+            file_names(&fx.path(&format!("out/{t}"))),
+            vec![format!("dt={}", fx.date())]
+        );
+    }
+}
+
+#[test]
+fn a_killed_run_leaves_the_previous_day_readable_and_a_rerun_completes_it() {
+    let fx = Fixture::new(60);
+    // Small model calls make the run long enough to be caught mid-way.
+    let job = fx.job("job.toml", "batch_size = 16");
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let before = day_state(&fx);
+    let rows = day_rows(&fx, "scores").num_rows();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(["run", job.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as it has started writing the new scores.
+    let scores_dir = fx.path("out/scores");
+    let started = Instant::now();
+    loop {
+        if file_names(&scores_dir)
+            .iter()
+            .any(|n| n.contains("staging"))
+        {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed; make it longer"
+        );
+        assert!(started.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(day_state(&fx), before, "the previous day is untouched");
+    assert_eq!(
+        day_rows(&fx, "scores").num_rows(),
+        rows,
+        "and fully readable"
+    );
+
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let after = day_state(&fx);
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a.1, b.1, "{}", a.0);
+        assert_ne!(a.2, b.2, "{}: the re-run published a new day", a.0);
+    }
+    assert_eq!(day_rows(&fx, "scores").num_rows(), rows);
+}
+
+/// Runs a job that must fail; returns its output, after checking that no day appeared.
+fn fails(fx: &Fixture, job: &std::path::Path) -> String {
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(!ok, "the run must fail: {out}");
+    for t in ["scores", "ranking"] {
+        assert!(!fx.day(t).exists(), "no {t} day after a failed run: {out}");
+    }
+    out
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_leave_no_day() {
+    let fx = Fixture::new(3);
+
+    // A model trained on a column the SQL does not produce.
+    let mut schema = gen_schema();
+    schema
+        .item_fields
+        .push(dumn::features::FieldSpec::new("color", 64));
+    artifact::save(
+        &small_model(schema, 1),
+        &fx.path("model-color"),
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    let d = fx.dir.path().display();
+    let out = fails(
+        &fx,
+        &fx.job("a.toml", &format!("model = \"{d}/model-color\"")),
+    );
+    assert!(
+        out.contains("`color`") && out.contains("scoring_input"),
+        "{out}"
+    );
+
+    // A missing model.
+    let out = fails(
+        &fx,
+        &fx.job("b.toml", &format!("model = \"{d}/no-such-model\"")),
+    );
+    assert!(
+        out.contains("no-such-model") && out.contains("does not exist"),
+        "{out}"
+    );
+
+    // Candidates naming a user or an item that the profile tables do not have.
+    for (col, table) in [("user_id", "users"), ("item_id", "items")] {
+        let cands = fx.path(&format!("cands-{col}"));
+        std::fs::create_dir_all(&cands).unwrap();
+        let (u, i) = if col == "user_id" {
+            (999_999, 100_000)
+        } else {
+            (1, 999_999)
+        };
+        std::fs::write(
+            cands.join("c.csv"),
+            format!("user_id,item_id,source\n1,100000,x\n{u},{i},x\n"),
+        )
+        .unwrap();
+        let out = fails(
+            &fx,
+            &fx.job(
+                &format!("c-{col}.toml"),
+                &format!("[tables]\ncandidates = \"{}\"", cands.display()),
+            ),
+        );
+        assert!(
+            out.contains("`candidates`")
+                && out.contains(col)
+                && out.contains(&format!("`{table}`"))
+                && out.contains("999999"),
+            "{out}"
+        );
+    }
+
+    // An output root that cannot be written (a file stands where a folder must be).
+    std::fs::write(fx.path("blocker"), b"").unwrap();
+    let job = fx.job("d.toml", &format!("out = \"{d}/blocker/out\""));
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(!ok && out.contains("blocker"), "{out}");
+    assert!(!fx.path("blocker/out").exists());
+}

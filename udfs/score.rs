@@ -1,0 +1,200 @@
+//! `dumn_score`, `dumn_ctr` and `dumn_dislike`: the DUMN model as SQL scalar functions.
+//!
+//! ```sql
+//! dumn_ctr(user_id [, user features…], item_id [, item features…],
+//!          click_seq, unclick_seq, like_seq, dislike_seq)      -- FLOAT: P(click)
+//! dumn_dislike(<same arguments>)                               -- FLOAT: P(dislike)
+//! dumn_score(<same arguments>)       -- STRUCT<ctr FLOAT, p_dislike FLOAT>: both, one pass
+//! ```
+//!
+//! The arguments are the model's input columns in the order its manifest lists them
+//! (`dumn inspect MODEL` prints them; `sql/scores.sql` receives them as `${model_inputs}`):
+//! the user fields, the item fields, then the four sequences, newest first. Features are
+//! integers, booleans or text (hashed as in training); sequences are lists of integer item
+//! ids. NULL features, NULL or empty sequences and ids never seen in training are read as
+//! in training (padding row, empty sequence, hashed row). A wrong count or type is an
+//! error at planning time that names the argument.
+//!
+//! All three share the process's one [`Scorer`]: `dumn_score` computes both probabilities
+//! in one forward, so a query that needs both should call it once (in a subquery) and read
+//! `s['ctr']` and `s['p_dislike']`. Scores depend only on their own row (see
+//! [`crate::scoring`]). Without a model (`dumn sql` without `--model`) the functions still
+//! exist and planning a call says how to give one.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float32Array, RecordBatch, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
+use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::logical_expr::ptr_eq::PtrEq;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::examples::from_batch;
+use crate::scoring::Scorer;
+
+/// Which probability a function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Output {
+    Ctr,
+    Dislike,
+    Both,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DumnScore {
+    name: &'static str,
+    output: Output,
+    scorer: Option<PtrEq<Arc<Scorer>>>,
+    signature: Signature,
+}
+
+/// The three functions, backed by `scorer` (or by none: planning a call then fails with
+/// a message that says how to load a model).
+pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
+    [
+        ("dumn_ctr", Output::Ctr),
+        ("dumn_dislike", Output::Dislike),
+        ("dumn_score", Output::Both),
+    ]
+    .into_iter()
+    .map(|(name, output)| {
+        ScalarUDF::new_from_impl(DumnScore {
+            name,
+            output,
+            scorer: scorer.clone().map(PtrEq::from),
+            signature: Signature::variadic_any(Volatility::Immutable),
+        })
+    })
+    .collect()
+}
+
+/// The struct type of `dumn_score`.
+pub fn score_type() -> DataType {
+    DataType::Struct(Fields::from(vec![
+        Field::new("ctr", DataType::Float32, false),
+        Field::new("p_dislike", DataType::Float32, false),
+    ]))
+}
+
+fn is_feature(t: &DataType) -> bool {
+    t.is_integer()
+        || matches!(
+            t,
+            DataType::Boolean
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Null
+                | DataType::Dictionary(_, _)
+        )
+}
+
+fn is_id_list(t: &DataType) -> bool {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            f.data_type().is_integer() || f.data_type() == &DataType::Null
+        }
+        DataType::Null => true,
+        _ => false,
+    }
+}
+
+impl DumnScore {
+    fn scorer(&self) -> Result<&Scorer> {
+        match &self.scorer {
+            Some(s) => Ok(s),
+            None => plan_err!(
+                "{}() needs a model: pass --model DIR to `dumn sql`, or set `model` in the job file",
+                self.name
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for DumnScore {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        let scorer = self.scorer()?;
+        let columns = scorer.input_columns();
+        if arg_types.len() != columns.len() {
+            return plan_err!(
+                "{}() takes {} arguments for model {}: {}; got {}",
+                self.name,
+                columns.len(),
+                scorer.model_version(),
+                columns.join(", "),
+                arg_types.len()
+            );
+        }
+        let features = columns.len() - 4;
+        for (i, (t, col)) in arg_types.iter().zip(&columns).enumerate() {
+            let (ok, want) = if i < features {
+                (is_feature(t), "an integer, boolean or text feature")
+            } else {
+                (is_id_list(t), "a list of integer item ids")
+            };
+            if !ok {
+                return plan_err!(
+                    "{}(): argument {} (`{col}`) must be {want}, found {t}",
+                    self.name,
+                    i + 1
+                );
+            }
+        }
+        Ok(match self.output {
+            Output::Both => score_type(),
+            Output::Ctr | Output::Dislike => DataType::Float32,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scorer = self.scorer()?;
+        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
+        let schema = Schema::new(
+            scorer
+                .input_columns()
+                .into_iter()
+                .zip(&arrays)
+                .map(|(name, a)| Field::new(name, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(schema),
+            arrays,
+            &datafusion::arrow::array::RecordBatchOptions::new()
+                .with_row_count(Some(args.number_rows)),
+        )?;
+        let scored =
+            from_batch(&batch, scorer.schema(), false).and_then(|rows| scorer.score(&rows));
+        let scores = match scored {
+            Ok(s) => s,
+            Err(e) => return exec_err!("{}(): {e:#}", self.name),
+        };
+        let ctr = || Float32Array::from_iter_values(scores.iter().map(|s| s.ctr));
+        let dislike = || Float32Array::from_iter_values(scores.iter().map(|s| s.p_dislike));
+        let out: ArrayRef = match self.output {
+            Output::Ctr => Arc::new(ctr()),
+            Output::Dislike => Arc::new(dislike()),
+            Output::Both => {
+                let DataType::Struct(fields) = score_type() else {
+                    unreachable!("score_type is a struct")
+                };
+                Arc::new(StructArray::new(
+                    fields,
+                    vec![Arc::new(ctr()), Arc::new(dislike())],
+                    None,
+                ))
+            }
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
