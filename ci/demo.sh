@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Runs the main job on the embedded default. Installs libtorch first when it is missing.
-# Until the scoring job exists this is the model's demo: train DUMN on generated data with a
-# planted signal, show the loss and held-out AUC, save and reload the artifact.
-# Usage: ci/demo.sh [extra `dumn demo` flags, e.g. --steps 600 --device cpu]
+# The main job on the embedded default: generate raw logs, train DUMN on them, run the
+# nightly scoring job (jobs/demo.toml) and print the first rows of the ranking.
+# Installs libtorch first when it is missing. Everything goes under out/.
+# Usage: ci/demo.sh [extra `dumn run` flags, e.g. --device cpu --batch-size 8192]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 dumn_prepare
 cargo build --bin dumn 2>&1 | tail -n 3
-"$CARGO_TARGET_DIR/debug/dumn" demo --out "$DUMN_ROOT/out/demo-model" "$@"
+dumn() { "$CARGO_TARGET_DIR/debug/dumn" "$@"; }
+
+# 1. Raw logs: 1,000 users, two weeks of impressions and actions, 100 candidates each.
+dumn gen out/data --users 1000
+# 2. The model (a debug build trains at ~1,500 examples/s on 2 cores: about 2 minutes).
+dumn train --job jobs/train-demo.toml --epochs 3
+# 3. The nightly job for the day after the logs.
+dumn run jobs/demo.toml "$@"
+# 4. The start of the ranking.
+dumn sql --table ranking=out/ranking/dt=2026-11-15 \
+  -c "SELECT * FROM ranking ORDER BY user_id, rank LIMIT 10"

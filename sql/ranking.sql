@@ -4,12 +4,14 @@
 -- Per user, the candidates whose p_dislike is at most ${dislike_threshold}, ordered by ctr
 -- (highest first; ties broken by item_id), the first ${top_k} kept:
 --   user_id, rank (1 = best), item_id, ctr, p_dislike, model_version.
--- Within each output file the rows are in (user_id, rank) order.
+-- Within each output file the rows are in (user_id, rank) order. The window sorts every
+-- eligible candidate, so only the narrow columns go through it (the run's one model
+-- version is a literal, ${model_version}).
 CREATE OR REPLACE VIEW ranking AS
-SELECT user_id, rank, item_id, ctr, p_dislike, model_version
+SELECT user_id, rank, item_id, ctr, p_dislike, ${model_version} AS model_version
 FROM (
     SELECT
-        user_id, item_id, ctr, p_dislike, model_version,
+        user_id, item_id, ctr, p_dislike,
         ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ctr DESC, item_id) AS rank
     FROM scores
     WHERE p_dislike <= ${dislike_threshold}

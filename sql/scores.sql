@@ -12,17 +12,14 @@
 --   ${model_inputs}       the model's input columns in dumn_score's argument order;
 --   ${model_version}, ${scored_at}  SQL literals.
 --
--- dumn_score computes both probabilities in one forward; it is called once, in the inner
--- query, and its two fields are read outside. scoring_input delivers each user's candidates
+-- One forward gives both probabilities: dumn_dislike reuses the forward that dumn_ctr ran
+-- on the same batch (udfs/score.rs). scoring_input delivers each user's candidates
 -- together, so the model's per-user work (eq. 1-2) runs once per user.
 CREATE OR REPLACE VIEW scores AS
 SELECT
     ${candidate_columns},
-    s['ctr'] AS ctr,
-    s['p_dislike'] AS p_dislike,
+    dumn_ctr(${model_inputs}) AS ctr,
+    dumn_dislike(${model_inputs}) AS p_dislike,
     ${model_version} AS model_version,
     ${scored_at} AS scored_at
-FROM (
-    SELECT *, dumn_score(${model_inputs}) AS s
-    FROM scoring_input
-);
+FROM scoring_input;

@@ -56,7 +56,7 @@ enum Command {
     /// ranking tables.
     ///
     /// Builds each user's sequences as of --date with sql/, scores every candidate with
-    /// both probabilities (dumn_score), writes OUT/scores/dt=DATE/ and, from it,
+    /// both probabilities (dumn_ctr, dumn_dislike), writes OUT/scores/dt=DATE/ and, from it,
     /// OUT/ranking/dt=DATE/ (per user, by ctr, likely dislikes removed, top k). Both are
     /// published atomically with a _SUCCESS marker; a re-run replaces the day.
     Run(cmd::run::RunArgs),
@@ -87,6 +87,7 @@ enum Command {
 }
 
 fn main() {
+    dumn::device::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DUMN_LOG"))
         .with_writer(std::io::stderr)

@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | feedback | `sql/feedback.sql` | `feedback(user_id, item_id, ts, kind)`: the four kinds from impressions and actions |
 //! | training examples | `sql/training_examples.sql` | `training_examples`: one row per impression, sequences strictly before it |
+//! | candidates by user | `sql/candidates_by_user.sql` | a query: the candidates ordered by user, materialised before the scoring input ([`cluster_candidates`]) |
 //! | scoring input | `sql/scoring_input.sql` | `scoring_input`: one row per candidate, sequences strictly before the cutoff |
 //! | scores | `sql/scores.sql` | `scores`: one row per candidate with `ctr`, `p_dislike`, the model version |
 //! | ranking | `sql/ranking.sql` | `ranking`: per user, the top candidates by `ctr` without likely dislikes |
@@ -21,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -79,6 +81,19 @@ impl Script {
     }
 }
 
+impl Script {
+    /// Runs a script that is one query and returns its result, after replacing the
+    /// parameters.
+    pub async fn query(&self, ctx: &SessionContext, params: &Params) -> Result<DataFrame> {
+        let sql = params
+            .render(&self.text)
+            .with_context(|| format!("in {}", self.name))?;
+        ctx.sql(&sql)
+            .await
+            .with_context(|| format!("in {}", self.name))
+    }
+}
+
 /// `sql/feedback.sql`.
 pub fn feedback() -> Script {
     Script::embedded("sql/feedback.sql", include_str!("../sql/feedback.sql"))
@@ -97,6 +112,14 @@ pub fn scoring_input() -> Script {
     Script::embedded(
         "sql/scoring_input.sql",
         include_str!("../sql/scoring_input.sql"),
+    )
+}
+
+/// `sql/candidates_by_user.sql`.
+pub fn candidates_by_user() -> Script {
+    Script::embedded(
+        "sql/candidates_by_user.sql",
+        include_str!("../sql/candidates_by_user.sql"),
     )
 }
 
@@ -252,6 +275,39 @@ pub async fn build(
         .with_context(|| format!("{} must define the view `{}`", last.name, output.view()))
 }
 
+/// Memory the candidate sort of [`cluster_candidates`] holds before it spills to disk.
+pub const CLUSTER_SORT_MEMORY: usize = 256 << 20;
+
+/// Replaces the registered `candidates` with a copy ordered by user
+/// (`sql/candidates_by_user.sql`), written as Parquet into `scratch`. The sort runs in its
+/// own memory pool of [`CLUSTER_SORT_MEMORY`] and spills beyond it, so its memory does not
+/// grow with the number of candidates.
+pub async fn cluster_candidates(ctx: &SessionContext, scratch: &std::path::Path) -> Result<()> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(ctx.runtime_env().object_store_registry.clone())
+        .with_memory_pool(Arc::new(FairSpillPool::new(CLUSTER_SORT_MEMORY)))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
+        )
+        .build_arc()?;
+    let sorting = SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(ctx.state())
+            .with_runtime_env(runtime)
+            .build(),
+    );
+    let df = candidates_by_user().query(&sorting, &Params::new()).await?;
+    let target = crate::storage::Location::Local(scratch.join("candidates"));
+    crate::output::write_parquet(df, &target, serde_json::json!({}), |_| {})
+        .await
+        .context("ordering the candidates by user")?;
+    ctx.deregister_table("candidates")?;
+    crate::contract::register(ctx, "candidates", &target).await
+}
+
 /// Impressions per partition when building training examples (see [`prepare`]).
 pub const TRAINING_ROWS_PER_PARTITION: u64 = 100_000;
 
@@ -286,6 +342,16 @@ pub async fn prepare(
             .collect()
             .await?;
         }
+    }
+    if output == Output::Scoring {
+        // The ordered copy lives as long as the session that reads it: the folder is an
+        // extension of the session's config, removed when the last clone of it drops.
+        let scratch = tempfile::Builder::new().prefix("dumn-scoring-").tempdir()?;
+        cluster_candidates(ctx, scratch.path()).await?;
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(scratch));
     }
     let default = output.script();
     let df = build(ctx, output, last.unwrap_or(&default), params).await?;

@@ -121,9 +121,10 @@ fn eq9_read_weights_sum_to_one() {
     tch::manual_seed(4);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
     let mem = model.memory().unwrap();
-    let hidden = Tensor::randn([5, 4, 64], (Kind::Float, Device::Cpu)).relu();
+    // Sequence-major: [S, N, F].
+    let hidden = Tensor::randn([4, 5, 64], (Kind::Float, Device::Cpu)).relu();
     let w = mem.read_weights(&hidden);
-    assert_eq!(w.size(), vec![5, 4, 32]);
+    assert_eq!(w.size(), vec![4, 5, 32]);
     let err = (w.sum_dim_intlist(-1, false, Kind::Float) - 1.0)
         .abs()
         .max()

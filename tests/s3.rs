@@ -17,7 +17,21 @@ fn dumn(args: &[&str], env: &[(&'static str, String)]) -> String {
 
 /// Every row of a Parquet table, rendered and sorted, so two tables compare as multisets.
 fn rows(dir: &Path) -> Vec<String> {
-    let batches = runtime().block_on(read_parquet(dir));
+    rows_without(dir, &[])
+}
+
+/// [`rows`], without the columns in `skip`.
+fn rows_without(dir: &Path, skip: &[&str]) -> Vec<String> {
+    let batches: Vec<_> = runtime()
+        .block_on(read_parquet(dir))
+        .into_iter()
+        .map(|b| {
+            let keep: Vec<usize> = (0..b.num_columns())
+                .filter(|&i| !skip.contains(&b.schema().field(i).name().as_str()))
+                .collect();
+            b.project(&keep).unwrap()
+        })
+        .collect();
     let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
         .to_string();
@@ -142,4 +156,59 @@ fn s3_logs_give_the_same_sequences_as_local_files() {
     ] {
         assert!(model.join(f).is_file(), "{f} missing from the bucket");
     }
+
+    // The nightly job with its inputs, its model and its outputs in the bucket scores the
+    // same as with local copies of them.
+    let local_model = local.path().join("model");
+    std::fs::create_dir_all(&local_model).unwrap();
+    for f in ["manifest.json", "weights.safetensors"] {
+        std::fs::copy(model.join(f), local_model.join(f)).unwrap();
+    }
+    let job = |name: &str, data: &str, model: &str, out: &str| {
+        let p = local.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "data = \"{data}\"\nmodel = \"{model}\"\nout = \"{out}\"\n\
+                 date = \"2026-11-15\"\ndevice = \"cpu\"\ntop_k = 3\n"
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let s3_job = job(
+        "s3.toml",
+        "s3://dumn/raw",
+        "s3://dumn/models/m",
+        "s3://dumn/nightly",
+    );
+    let text = dumn(&["run", &s3_job], &env);
+    assert!(text.contains("wrote"), "{text}");
+    let local_job = job("local.toml", &l("raw"), &l("model"), &l("nightly"));
+    dumn(&["run", &local_job], &[]);
+    for table in ["scores", "ranking"] {
+        let day = format!("{table}/dt=2026-11-15");
+        let in_bucket = server.root.path().join("dumn/nightly").join(&day);
+        assert!(in_bucket.join("_SUCCESS").is_file(), "{table}: marker");
+        let (a, b) = (
+            rows_without(&in_bucket, &["scored_at"]),
+            rows_without(&local.path().join("nightly").join(&day), &["scored_at"]),
+        );
+        assert!(a.len() > 100, "{table}: {} rows", a.len());
+        assert_eq!(a, b, "{table}: s3 and local runs differ");
+    }
+    // `dumn sql` reads the bucket's tables and scores with the bucket's model.
+    let text = dumn(
+        &[
+            "sql",
+            "--model",
+            "s3://dumn/models/m",
+            "--table",
+            "r=s3://dumn/nightly/ranking/dt=2026-11-15",
+            "-c",
+            "SELECT count(*) AS n, max(rank) AS k FROM r",
+        ],
+        &env,
+    );
+    assert!(text.contains("| 3 "), "top 3 per user: {text}");
 }

@@ -432,3 +432,44 @@ fn bad_inputs_fail_clearly_and_leave_no_day() {
     assert!(!ok && out.contains("blocker"), "{out}");
     assert!(!fx.path("blocker/out").exists());
 }
+
+#[test]
+fn a_users_candidates_share_one_user_step_whatever_the_file_order() {
+    // 24,000 candidates: three of DataFusion's 8,192-row batches, so order across batches
+    // matters (within one call the UDF groups rows by user anyway).
+    let fx = Fixture::new(200);
+    // The candidates rewritten in item order: every user's rows scattered over the file.
+    let cands = runtime().block_on(read_parquet(&fx.path("data/candidates")));
+    let cands = concat_batches(&cands[0].schema(), &cands).unwrap();
+    let mut rows: Vec<(i64, i64, String)> = i64s(&cands, "user_id")
+        .into_iter()
+        .zip(i64s(&cands, "item_id"))
+        .zip(strings(&cands, "source"))
+        .map(|((u, i), s)| (u.unwrap(), i.unwrap(), s.unwrap()))
+        .collect();
+    rows.sort_by_key(|r| (r.1, r.0));
+    let dir = fx.path("by-item");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("user_id,item_id,source\n");
+    for (u, i, s) in &rows {
+        csv.push_str(&format!("{u},{i},{s}\n"));
+    }
+    std::fs::write(dir.join("c.csv"), csv).unwrap();
+    let job = fx.job(
+        "job.toml",
+        &format!("[tables]\ncandidates = \"{}\"", dir.display()),
+    );
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let per_step: f64 = out
+        .split(" per user step")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no per-user-step figure in: {out}"));
+    assert!(
+        per_step > 150.0,
+        "{per_step} candidates per user step: {out}"
+    );
+    assert_eq!(day_rows(&fx, "scores").num_rows(), rows.len());
+}

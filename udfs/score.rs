@@ -15,15 +15,20 @@
 //! in training (padding row, empty sequence, hashed row). A wrong count or type is an
 //! error at planning time that names the argument.
 //!
-//! All three share the process's one [`Scorer`]: `dumn_score` computes both probabilities
-//! in one forward, so a query that needs both should call it once (in a subquery) and read
-//! `s['ctr']` and `s['p_dislike']`. Scores depend only on their own row (see
-//! [`crate::scoring`]). Without a model (`dumn sql` without `--model`) the functions still
+//! All three share the process's one [`Scorer`], and one forward yields both
+//! probabilities: when one SELECT calls `dumn_ctr` and `dumn_dislike` (or reads
+//! `dumn_score(…)['ctr']` and `['p_dislike']`) on the same columns, the second call on a
+//! batch reuses the first one's forward (see [`Recent`]). Scores depend only on their own
+//! row (see [`crate::scoring`]). Without a model (`dumn sql` without `--model`) the functions still
 //! exist and planning a call says how to give one.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
-use datafusion::arrow::array::{ArrayRef, Float32Array, RecordBatch, StructArray};
+use datafusion::arrow::array::{
+    ArrayRef, Float32Array, RecordBatch, RecordBatchOptions, StructArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::ptr_eq::PtrEq;
@@ -32,7 +37,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::examples::from_batch;
-use crate::scoring::Scorer;
+use crate::scoring::{Scorer, Scores};
 
 /// Which probability a function returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,12 +52,56 @@ struct DumnScore {
     name: &'static str,
     output: Output,
     scorer: Option<PtrEq<Arc<Scorer>>>,
+    recent: PtrEq<Arc<Recent>>,
     signature: Signature,
+}
+
+/// The last batch each thread scored, shared by the three functions.
+///
+/// DataFusion evaluates a projection's expressions one after another on the same batch, on
+/// one thread, passing the same column arrays to each; and its optimizer inlines
+/// `s['ctr'], s['p_dislike']` over `dumn_score(…) AS s` into two calls. Keying the last
+/// result by the argument arrays' identity lets the second call reuse the first forward.
+/// Holding the arrays keeps their addresses from being reused, so a hit is always the same
+/// data.
+#[derive(Debug, Default)]
+pub struct Recent(Mutex<HashMap<ThreadId, Scored>>);
+
+/// A call's argument arrays and their scores.
+type Scored = (Vec<ArrayRef>, Arc<Vec<Scores>>);
+
+impl Recent {
+    fn same(a: &[ArrayRef], b: &[ArrayRef]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| std::ptr::addr_eq(Arc::as_ptr(x), Arc::as_ptr(y)))
+    }
+
+    fn get_or_score(
+        &self,
+        args: &[ArrayRef],
+        score: impl FnOnce() -> anyhow::Result<Vec<Scores>>,
+    ) -> anyhow::Result<Arc<Vec<Scores>>> {
+        let id = std::thread::current().id();
+        if let Some((seen, scores)) = self.0.lock().expect("the cache lock").get(&id) {
+            if Self::same(seen, args) {
+                return Ok(scores.clone());
+            }
+        }
+        let scores = Arc::new(score()?);
+        self.0
+            .lock()
+            .expect("the cache lock")
+            .insert(id, (args.to_vec(), scores.clone()));
+        Ok(scores)
+    }
 }
 
 /// The three functions, backed by `scorer` (or by none: planning a call then fails with
 /// a message that says how to load a model).
 pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
+    let recent = Arc::new(Recent::default());
     [
         ("dumn_ctr", Output::Ctr),
         ("dumn_dislike", Output::Dislike),
@@ -64,6 +113,7 @@ pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
             name,
             output,
             scorer: scorer.clone().map(PtrEq::from),
+            recent: PtrEq::from(recent.clone()),
             signature: Signature::variadic_any(Volatility::Immutable),
         })
     })
@@ -159,22 +209,22 @@ impl ScalarUDFImpl for DumnScore {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scorer = self.scorer()?;
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
-        let schema = Schema::new(
-            scorer
-                .input_columns()
-                .into_iter()
-                .zip(&arrays)
-                .map(|(name, a)| Field::new(name, a.data_type().clone(), true))
-                .collect::<Vec<_>>(),
-        );
-        let batch = RecordBatch::try_new_with_options(
-            Arc::new(schema),
-            arrays,
-            &datafusion::arrow::array::RecordBatchOptions::new()
-                .with_row_count(Some(args.number_rows)),
-        )?;
-        let scored =
-            from_batch(&batch, scorer.schema(), false).and_then(|rows| scorer.score(&rows));
+        let scored = self.recent.get_or_score(&arrays, || {
+            let schema = Schema::new(
+                scorer
+                    .input_columns()
+                    .into_iter()
+                    .zip(&arrays)
+                    .map(|(name, a)| Field::new(name, a.data_type().clone(), true))
+                    .collect::<Vec<_>>(),
+            );
+            let batch = RecordBatch::try_new_with_options(
+                Arc::new(schema),
+                arrays.clone(),
+                &RecordBatchOptions::new().with_row_count(Some(args.number_rows)),
+            )?;
+            scorer.score(&from_batch(&batch, scorer.schema(), false)?)
+        });
         let scores = match scored {
             Ok(s) => s,
             Err(e) => return exec_err!("{}(): {e:#}", self.name),

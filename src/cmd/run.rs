@@ -124,7 +124,7 @@ pub struct ModelArgs {
     /// Where the model runs: auto (CUDA when present), cpu or cuda. Overrides the job.
     #[arg(long, value_enum)]
     pub device: Option<DeviceChoice>,
-    /// Candidates per model call (default: the job's, else 4096). Larger keeps a GPU busier.
+    /// Candidates per model call (default: the job's, else 2048). Larger keeps a GPU busier.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 }
@@ -349,11 +349,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let stats = scorer.stats();
     println!(
-        "scored {} candidates in {scoring_secs:.2}s ({:.0} candidates/s end to end; model {:.2}s, \
-         {:.1} candidates per user step)",
+        "scored {} candidates in {scoring_secs:.2}s ({:.0} candidates/s end to end; model {:.2}s \
+         in {} forward passes, {:.1} candidates per pass, {:.1} per user step)",
         scored.rows,
         scored.rows as f64 / scoring_secs,
         stats.model_time.as_secs_f64(),
+        stats.calls,
+        stats.rows as f64 / stats.calls.max(1) as f64,
         stats.rows as f64 / stats.users.max(1) as f64
     );
     println!("wrote {} score rows to {scores_at}", scored.rows);

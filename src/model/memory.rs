@@ -119,35 +119,48 @@ impl UserMemory {
         }
     }
 
-    /// The `e_user` block of eq. 8's first layer plus its bias: `[U, D_user]` → `[U, S, F]`.
+    /// The `e_user` block of eq. 8's first layer plus its bias: `[U, D_user]` → `[S, U, F]`
+    /// (sequence-major, like the hidden state).
     pub fn user_part(&self, e_user: &Tensor) -> Tensor {
-        einsum("ud,sdf->usf", &[e_user, &self.per_seq(&self.w_user)]) + self.per_seq(&self.b_hidden)
+        einsum("ud,sdf->suf", &[e_user, &self.per_seq(&self.w_user)])
+            + self.per_seq(&self.b_hidden).unsqueeze(1)
     }
 
-    /// Eq. 8's hidden layer: `f^o` `[N, S, E]` plus the per-row user part `[N, S, F]`.
+    /// Eq. 8's hidden layer from `f^o` `[N, S, E]` and the per-row user part `[S, N, F]`:
+    /// `[S, N, F]`. The controller works sequence-major, so that every product below is one
+    /// batched matrix product over the S sequences with no transposed copies of the
+    /// `[N, S, F]`-sized tensors, where most of a candidate's arithmetic is.
     pub fn hidden(&self, fo: &Tensor, user_part: &Tensor) -> Tensor {
-        (einsum("nse,sef->nsf", &[fo, &self.per_seq(&self.w_f)]) + user_part).relu()
+        let mut h = user_part.baddbmm(&fo.transpose(0, 1), &self.per_seq(&self.w_f), 1, 1);
+        let _ = h.relu_();
+        h
     }
 
-    /// Eq. 9-10 with key strength: softmax_j(β cos(k, M(j))) → `[N, S, m]`.
+    /// Eq. 9-10 with key strength: softmax_j(β cos(k, M(j))) for keys `[S, N, Z]` →
+    /// `[S, N, m]`.
     fn address(&self, key: &Tensor, memory: &Tensor) -> Tensor {
         let k = l2_normalize(key);
         let m = l2_normalize(&self.per_seq(memory));
-        let beta = self.per_seq(&self.log_beta.exp()); // [S]
-        (einsum("nsz,smz->nsm", &[&k, &m]) * beta.unsqueeze(-1)).softmax(-1, Kind::Float)
+        let beta = self.per_seq(&self.log_beta.exp()).view([-1, 1, 1]); // [S, 1, 1]
+        (k.bmm(&m.transpose(1, 2)) * beta).softmax(-1, Kind::Float)
     }
 
-    /// Read weights of eq. 9 for a hidden state `[N, S, F]` → `[N, S, m]` (rows sum to 1).
+    /// Read weights of eq. 9 for a hidden state `[S, N, F]` → `[S, N, m]` (rows sum to 1).
     pub fn read_weights(&self, hidden: &Tensor) -> Tensor {
-        let key = einsum("nsf,sfz->nsz", &[hidden, &self.per_seq(&self.w_read)])
-            + self.per_seq(&self.b_read);
+        let key = self.per_seq(&self.b_read).unsqueeze(1).baddbmm(
+            hidden,
+            &self.per_seq(&self.w_read),
+            1,
+            1,
+        );
         self.address(&key, &self.memory)
     }
 
-    /// Eq. 8-11: the long-term interest `r = Σ_j w^r(j) M(j)`, `[N, S, Z]`.
+    /// Eq. 8-11: the long-term interest `r = Σ_j w^r(j) M(j)` for a hidden state
+    /// `[S, N, F]`: `[N, S, Z]`.
     pub fn read(&self, hidden: &Tensor) -> Tensor {
         let w = self.read_weights(hidden);
-        einsum("nsm,smz->nsz", &[&w, &self.per_seq(&self.memory)])
+        w.bmm(&self.per_seq(&self.memory)).transpose(0, 1)
     }
 
     /// Eq. 12 applied to `memory` `[n_mem, m, Z]` with per-sequence write weights `[N, S, m]`,
@@ -176,15 +189,22 @@ impl UserMemory {
         (written, e, a)
     }
 
-    /// The training-time write path: eq. 12 on the current memory and the eq. 18 anchors.
+    /// The training-time write path for a hidden state `[S, N, F]`: eq. 12 on the current
+    /// memory and the eq. 18 anchors `[N, S, Z]`.
     pub fn write(&self, hidden: &Tensor) -> WriteOutput {
-        let out = einsum("nsf,sfz->nsz", &[hidden, &self.per_seq(&self.w_write)])
-            + self.per_seq(&self.b_write);
+        let out = self.per_seq(&self.b_write).unsqueeze(1).baddbmm(
+            hidden,
+            &self.per_seq(&self.w_write),
+            1,
+            1,
+        ); // [S, N, 3Z]
         let parts = out.chunk(3, -1);
-        let (key, erase, add) = (&parts[0], parts[1].sigmoid(), parts[2].tanh());
-        let w = self.address(key, &self.memory);
+        let w_s = self.address(&parts[0], &self.memory); // [S, N, m]
+        let rows = |t: Tensor| t.transpose(0, 1); // [S, N, ·] → [N, S, ·]
+        let (erase, add) = (rows(parts[1].sigmoid()), rows(parts[2].tanh()));
+        let w = rows(w_s.shallow_clone());
         let (written, e, a) = self.write_rule(&self.memory, &w, &erase, &add);
-        let anchors = einsum("nsm,smz->nsz", &[&w, &self.per_seq(&written)]);
+        let anchors = rows(w_s.bmm(&self.per_seq(&written)));
         WriteOutput {
             anchors,
             write: MemoryWrite {

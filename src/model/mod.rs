@@ -70,15 +70,18 @@ pub struct UserState {
     pub mask: Tensor,
     /// The user-only half of eq. 3.
     pub keys: TargetKeys,
-    /// `[U, S, F]`: the `e_user` block of eq. 8's first layer (None without memory).
+    /// `[S, U, F]`: the `e_user` block of eq. 8's first layer (None without memory).
     pub controller: Option<Tensor>,
+    /// `[U, H_click + H_dislike]`: the `e_user` block of both output FFNs' first layers,
+    /// with their biases.
+    pub heads: Tensor,
 }
 
 /// Intermediate values of the candidate step that training needs.
 struct CandidateOut {
     /// `[N, 2]`.
     logits: Tensor,
-    /// `[N, S, F]`: controller hidden state, when the model has memory.
+    /// `[S, N, F]`: controller hidden state, when the model has memory.
     hidden: Option<Tensor>,
 }
 
@@ -102,26 +105,41 @@ pub struct Losses {
     pub triplet: Tensor,
 }
 
-/// An output FFN of eq. 15: ReLU layers, then one logit.
+/// An output FFN of eq. 15: linear layers with ReLU between them, ending in one logit.
 #[derive(Debug)]
-struct Head(nn::Sequential);
+struct Head {
+    /// `fc0 … fc{k-1}`, then `out`.
+    layers: Vec<nn::Linear>,
+}
 
 impl Head {
     fn new(p: &nn::Path, input: i64, hidden: &[i64]) -> Self {
-        let mut seq = nn::seq();
+        let mut layers = Vec::new();
         let mut width = input;
         for (i, &h) in hidden.iter().enumerate() {
-            seq = seq
-                .add(nn::linear(
-                    p / format!("fc{i}"),
-                    width,
-                    h,
-                    Default::default(),
-                ))
-                .add_fn(|x| x.relu());
+            layers.push(nn::linear(
+                p / format!("fc{i}"),
+                width,
+                h,
+                Default::default(),
+            ));
             width = h;
         }
-        Self(seq.add(nn::linear(p / "out", width, 1, Default::default())))
+        layers.push(nn::linear(p / "out", width, 1, Default::default()));
+        Self { layers }
+    }
+
+    fn first(&self) -> &nn::Linear {
+        &self.layers[0]
+    }
+
+    /// The layers after the first, given the first layer's output (before its ReLU).
+    fn rest(&self, first_out: &Tensor) -> Tensor {
+        let mut x = first_out.shallow_clone();
+        for layer in &self.layers[1..] {
+            x = layer.forward(&x.relu());
+        }
+        x
     }
 }
 
@@ -227,7 +245,10 @@ impl Dumn {
         };
         let keys = self.target_attention.keys(&o);
         let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
+        let (w_user, _) = self.head_weights(e_user.size()[1]);
+        let heads = e_user.matmul(&w_user.tr()) + self.head_bias();
         UserState {
+            heads,
             e_user,
             seq_emb,
             o,
@@ -284,7 +305,7 @@ impl Dumn {
         // Eq. 8-11: read the memories.
         let (hidden, r) = match (&self.memory, &state.controller) {
             (Some(mem), Some(user_part)) => {
-                let h = mem.hidden(&fo, &user_part.index_select(0, &user_of_row));
+                let h = mem.hidden(&fo, &user_part.index_select(1, &user_of_row));
                 let r = mem.read(&h);
                 (Some(h), Some(r))
             }
@@ -296,23 +317,47 @@ impl Dumn {
         let e_item = e_item.flatten(0, 1).index_select(0, &rows);
         let target = e_item.matmul(&self.target_cross).view_as(&fo);
         let short_term_x_target = (&fo * target).flatten(1, 2);
-        let deep = Tensor::cat(
-            &[
-                state.e_user.index_select(0, &user_of_row),
-                e_item,
-                r_cross,
-                short_term_x_target,
-            ],
-            -1,
-        );
+        // The deep input is Concat(e_user, e_item, R_cross, f^o ⊙ target); its e_user block
+        // went through both heads' first layers once per user, in the user step.
+        let rest = Tensor::cat(&[e_item, r_cross, short_term_x_target], -1);
+        let (_, w_rest) = self.head_weights(state.e_user.size()[1]);
+        let first = state
+            .heads
+            .index_select(0, &user_of_row)
+            .addmm(&rest, &w_rest.tr());
+        let h = self.click_head.first().ws.size()[0];
         let logits = Tensor::cat(
             &[
-                self.click_head.0.forward(&deep),
-                self.dislike_head.0.forward(&deep),
+                self.click_head.rest(&first.narrow(1, 0, h)),
+                self.dislike_head
+                    .rest(&first.narrow(1, h, first.size()[1] - h)),
             ],
             -1,
         );
         CandidateOut { logits, hidden }
+    }
+
+    /// Both heads' first-layer weights stacked (click rows, then dislike rows) and split
+    /// into the `e_user` columns and the rest: `([H, D_user], [H, rest])`.
+    fn head_weights(&self, d_user: i64) -> (Tensor, Tensor) {
+        let w = Tensor::cat(
+            &[&self.click_head.first().ws, &self.dislike_head.first().ws],
+            0,
+        );
+        let width = w.size()[1];
+        (w.narrow(1, 0, d_user), w.narrow(1, d_user, width - d_user))
+    }
+
+    /// Both heads' first-layer biases, stacked like [`Self::head_weights`].
+    fn head_bias(&self) -> Tensor {
+        let bias = |h: &Head| {
+            h.first()
+                .bs
+                .as_ref()
+                .expect("linear layers have a bias")
+                .shallow_clone()
+        };
+        Tensor::cat(&[bias(&self.click_head), bias(&self.dislike_head)], 0)
     }
 
     /// One-step forward: `[B, 2]` logits for a batch of one candidate per row.

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Benchmark of scoring. For 1M and 4M candidates (`dumn gen`, 100 candidates and 100
+# impressions per user) it measures
+#   - end to end: `dumn run`, raw logs to the written score and ranking tables;
+#   - model only: the same rows, materialised first, scored by dumn_score alone
+#     (`dumn sql` over the Parquet scoring input);
+# with wall time, candidates per second and peak memory (RSS), and prints a table.
+# The model is DUMN with the paper's hyper-parameters, trained for one epoch on a smaller
+# dataset with the same columns (speed does not depend on what it learned).
+# Usage: ci/bench-score.sh [cpu|cuda]
+#   DUMN_BENCH_DIR: scratch folder (default /tmp/dumn-bench-score)
+#   DUMN_BIN: a prebuilt dumn binary (skips the build; ci/gpu-check.sh uses it)
+set -euo pipefail
+DEVICE="${1:-cpu}"
+if [ -z "${DUMN_BIN:-}" ]; then
+  source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+  dumn_prepare
+  cargo build --release --bin dumn
+  BIN="$CARGO_TARGET_DIR/release/dumn"
+else
+  BIN="$DUMN_BIN"
+fi
+WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-score}"
+mkdir -p "$WORK"
+DATE="2026-11-15"
+
+gen() { # NAME USERS
+  [ -f "$WORK/$1/_SUCCESS" ] ||
+    "$BIN" gen "$WORK/$1" --users "$2" --impressions-per-user 100 --candidates-per-user 100
+}
+gen data-1m 10000
+gen data-4m 40000
+gen data-train 1000
+[ -f "$WORK/model/manifest.json" ] ||
+  "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device "$DEVICE"
+
+# measure LABEL CMD...: wall seconds and peak RSS (KB) into $WORK/LABEL.time
+measure() {
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/$label.time" "$@" >"$WORK/$label.log" 2>&1 ||
+    { cat "$WORK/$label.log"; exit 1; }
+  tail -n 2 "$WORK/$label.log"
+}
+
+INPUTS="user_id, age_band, region, device, item_id, category, brand, click_seq, unclick_seq, like_seq, dislike_seq"
+for size in 1m 4m; do
+  cat >"$WORK/job-$size.toml" <<TOML
+data = "$WORK/data-$size"
+model = "$WORK/model"
+out = "$WORK/out-$size"
+date = "$DATE"
+device = "$DEVICE"
+TOML
+  measure "run-$size-$DEVICE" "$BIN" run "$WORK/job-$size.toml"
+  [ -f "$WORK/input-$size/_SUCCESS" ] ||
+    "$BIN" sequences scoring --data "$WORK/data-$size" --cutoff "$DATE" --out "$WORK/input-$size"
+  measure "model-$size-$DEVICE" "$BIN" sql --model "$WORK/model" --device "$DEVICE" \
+    --table "input=$WORK/input-$size" \
+    -c "SELECT count(*) AS n, avg(s['ctr']) AS ctr FROM (SELECT dumn_score($INPUTS) AS s FROM input)"
+done
+
+echo
+echo "scoring benchmark, $(date -u +%F), device $DEVICE, $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB RAM"
+printf "%-4s %9s | %8s %12s %8s | %8s %12s %8s | %s\n" size candidates "e2e s" "cand/s" "peak MB" "model s" "cand/s" "peak MB" "e2e/model rate"
+for size in 1m 4m; do
+  rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$DEVICE.log" | grep -o '[0-9]*')
+  read -r es em <"$WORK/run-$size-$DEVICE.time"
+  read -r ms mm <"$WORK/model-$size-$DEVICE.time"
+  awk -v n="$size" -v r="$rows" -v es="$es" -v em="$em" -v ms="$ms" -v mm="$mm" 'BEGIN {
+    printf "%-4s %9d | %8.2f %12.0f %8.0f | %8.2f %12.0f %8.0f | %.2f\n", n, r, es, r/es, em/1024, ms, r/ms, mm/1024, ms/es }'
+done
+read -r _ m1 <"$WORK/run-1m-$DEVICE.time"
+read -r _ m4 <"$WORK/run-4m-$DEVICE.time"
+awk -v a="$m1" -v b="$m4" 'BEGIN { printf "peak memory end to end, 4M / 1M: %.2f\n", b/a }'

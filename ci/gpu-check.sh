@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# CUDA checks and the scoring benchmark on CUDA, for a session that has a borrowed GPU
+# machine. Nothing can be built there (see ../shared/notes/libtorch.md), so the release
+# binary is built here, packed, carried, and run against that machine's own libtorch.
+#
+#   ci/gpu-check.sh pack      here: builds the release binary, packs it into gpu/dumn.xz
+#                             (gpu/ is ignored by git; the device tool carries it)
+#   ci/gpu-check.sh device    there, from the repository root (device tool: carry ["gpu"]):
+#     1. CUDA is really available in the binary: a model trains with --device cuda, which
+#        is an error when libtorch sees no GPU;
+#     2. the same candidates scored on CPU and on CUDA agree within 1e-4 (both
+#        probabilities);
+#     3. ci/bench-score.sh on cuda, then on cpu (the speed-up);
+#     4. a short table at the end. Exit status 1 when a check fails.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+pack() {
+  source ci/env.sh
+  dumn_prepare
+  cargo build --release --bin dumn
+  mkdir -p gpu
+  strip -o gpu/dumn "$CARGO_TARGET_DIR/release/dumn"
+  xz -T0 -6 -f gpu/dumn
+  ls -la gpu/
+}
+
+device() {
+  local W=/tmp/dumn-gpu BIN
+  mkdir -p "$W"
+  TORCH_LIB=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  export LD_LIBRARY_PATH="$TORCH_LIB:${LD_LIBRARY_PATH:-}"
+  BIN="$W/dumn"
+  xz -dc gpu/dumn.xz >"$BIN"
+  chmod +x "$BIN"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+
+  # 1. CUDA in the binary: training on cuda fails when libtorch sees no GPU.
+  "$BIN" gen "$W/small" --users 1000 --candidates-per-user 100 >/dev/null
+  local cuda=FAIL
+  if "$BIN" train --data "$W/small" --out "$W/model" --epochs 1 --device cuda | tail -n 2; then
+    cuda=PASS
+  fi
+
+  # 2. The same rows on CPU and on CUDA.
+  local agree=FAIL
+  if [ "$cuda" = PASS ]; then
+    local inputs="user_id, age_band, region, device, item_id, category, brand, click_seq, unclick_seq, like_seq, dislike_seq"
+    "$BIN" sequences scoring --data "$W/small" --cutoff 2026-11-15 --out "$W/input" >/dev/null
+    for d in cpu cuda; do
+      rm -f "$W/scores-$d.parquet"
+      "$BIN" sql --model "$W/model" --device "$d" --table "input=$W/input" -c \
+        "COPY (SELECT user_id, item_id, max(s['ctr']) AS ctr, max(s['p_dislike']) AS pd
+               FROM (SELECT user_id, item_id, dumn_score($inputs) AS s FROM input)
+               GROUP BY user_id, item_id) TO '$W/scores-$d.parquet'" >/dev/null
+    done
+    "$BIN" sql --table "a=$W/scores-cpu.parquet" --table "b=$W/scores-cuda.parquet" -c \
+      "SELECT count(*) AS rows, max(abs(a.ctr - b.ctr)) AS max_ctr_diff,
+              max(abs(a.pd - b.pd)) AS max_dislike_diff,
+              CASE WHEN max(abs(a.ctr - b.ctr)) < 1e-4 AND max(abs(a.pd - b.pd)) < 1e-4
+                   THEN 'PASS' ELSE 'FAIL' END AS within_1e4
+       FROM a JOIN b USING (user_id, item_id)" | tee "$W/agree.txt"
+    grep -q PASS "$W/agree.txt" && agree=PASS
+  fi
+
+  # 3. The benchmark on both devices.
+  if [ "$cuda" = PASS ]; then
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench-cuda" bash ci/bench-score.sh cuda | tail -n 6 | tee "$W/bench-cuda.txt"
+  fi
+  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench-cpu" bash ci/bench-score.sh cpu | tail -n 6 | tee "$W/bench-cpu.txt"
+
+  echo
+  echo "gpu check, $(date -u +%F)"
+  echo "| check | result |"
+  echo "| --- | --- |"
+  echo "| CUDA available in the binary (train --device cuda) | $cuda |"
+  echo "| CPU and CUDA scores agree within 1e-4 | $agree |"
+  for d in cuda cpu; do
+    [ -f "$W/bench-$d.txt" ] || continue
+    awk -v d="$d" '$1=="1m" || $1=="4m" { printf "| %s %s end to end | %s candidates/s |\n| %s %s model only | %s candidates/s |\n", d, $1, $5, d, $1, $9 }' "$W/bench-$d.txt"
+  done
+  [ "$cuda" = PASS ] && [ "$agree" = PASS ]
+}
+
+case "${1:-}" in
+  pack) pack ;;
+  device) device ;;
+  *) echo "usage: ci/gpu-check.sh pack|device" >&2; exit 2 ;;
+esac
