@@ -9,8 +9,8 @@ dumn_prepare
 cargo build --bin dumn 2>&1 | tail -n 3
 dumn() { "$CARGO_TARGET_DIR/debug/dumn" "$@"; }
 
-# 1. Raw logs: 1,000 users, two weeks of impressions and actions, 100 candidates each.
-dumn gen out/data --users 1000
+# 1. Raw logs: 600 users, two weeks of impressions and actions, 100 candidates each.
+dumn gen out/data --users 600
 # 2. The model (a debug build trains at ~1,500 examples/s on 2 cores: about 2 minutes).
 dumn train --job jobs/train-demo.toml --epochs 3
 # 3. The nightly job for the day after the logs.
