@@ -473,3 +473,64 @@ fn a_users_candidates_share_one_user_step_whatever_the_file_order() {
     );
     assert_eq!(day_rows(&fx, "scores").num_rows(), rows.len());
 }
+
+#[test]
+fn wrong_arguments_are_planning_errors_that_name_the_argument() {
+    let fx = Fixture::new(2);
+    runtime().block_on(async {
+        let scorer = Arc::new(Scorer::new(
+            artifact::load(&fx.path("model"), Device::Cpu).unwrap(),
+            64,
+        ));
+        let ctx = context(&EngineOptions::default()).unwrap();
+        let plan = |ctx: &datafusion::prelude::SessionContext, q: &str| {
+            let ctx = ctx.clone();
+            let q = q.to_string();
+            async move { ctx.sql(&q).await.err().map(|e| e.to_string()) }
+        };
+        let lists = "[1, 2], [3], [], []";
+        // Registered without a model: the message says how to give one.
+        let err = plan(
+            &ctx,
+            &format!("SELECT dumn_ctr(1, 'a', 'b', 'c', 2, 'x', 'y', {lists})"),
+        )
+        .await
+        .expect("an error");
+        assert!(
+            err.contains("needs a model") && err.contains("--model"),
+            "{err}"
+        );
+
+        dumn::udfs::register_model(&ctx, Some(scorer));
+        let ok = format!("SELECT dumn_ctr(1, 'a', 'b', 'c', 2, 'x', 'y', {lists})");
+        assert_eq!(plan(&ctx, &ok).await, None, "a well-typed call plans");
+        // A text where the click sequence goes.
+        let err = plan(
+            &ctx,
+            "SELECT dumn_dislike(1, 'a', 'b', 'c', 2, 'x', 'y', 'oops', [3], [], [])",
+        )
+        .await
+        .expect("an error");
+        assert!(
+            err.contains("argument 8") && err.contains("`click_seq`"),
+            "{err}"
+        );
+        // A float feature.
+        let err = plan(
+            &ctx,
+            &format!("SELECT dumn_score(1.5, 'a', 'b', 'c', 2, 'x', 'y', {lists})"),
+        )
+        .await
+        .expect("an error");
+        assert!(
+            err.contains("argument 1") && err.contains("`user_id`"),
+            "{err}"
+        );
+        // A missing argument: the message lists the model's inputs.
+        let err = plan(&ctx, "SELECT dumn_ctr(1, 2)").await.expect("an error");
+        assert!(
+            err.contains("takes 11 arguments") && err.contains("dislike_seq"),
+            "{err}"
+        );
+    });
+}
