@@ -34,10 +34,27 @@ gen data-train 1000
 [ -f "$WORK/model/manifest.json" ] ||
   "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device "$DEVICE"
 
+# timed OUT CMD...: runs CMD, writes "wall-seconds peak-RSS-KB" to OUT (GNU time, or
+# Python's getrusage where GNU time is missing, as on the borrowed GPU machines).
+timed() {
+  local out=$1; shift
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "%e %M" -o "$out" "$@"
+  else
+    python3 -c '
+import resource, subprocess, sys, time
+start = time.time()
+rc = subprocess.call(sys.argv[2:])
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+open(sys.argv[1], "w").write("%.2f %d\n" % (time.time() - start, peak))
+sys.exit(rc)' "$out" "$@"
+  fi
+}
+
 # measure LABEL CMD...: wall seconds and peak RSS (KB) into $WORK/LABEL.time
 measure() {
   local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/$label.time" "$@" >"$WORK/$label.log" 2>&1 ||
+  timed "$WORK/$label.time" "$@" >"$WORK/$label.log" 2>&1 ||
     { cat "$WORK/$label.log"; exit 1; }
   tail -n 2 "$WORK/$label.log"
 }
