@@ -295,9 +295,23 @@ pub async fn remove_all(loc: &Location) -> Result<()> {
 /// probe object in its parent folder, which is created when missing.
 pub async fn check_writable(target: &Location) -> Result<()> {
     let parent = target.parent().unwrap_or_else(|| target.clone());
-    if let Location::Local(p) = &parent {
-        std::fs::create_dir_all(p)
-            .with_context(|| format!("cannot create {} to write {target} into", p.display()))?;
+    match &parent {
+        Location::Local(p) => std::fs::create_dir_all(p)
+            .with_context(|| format!("cannot create {} to write {target} into", p.display()))?,
+        Location::S3 { bucket, .. } => {
+            // Listing fails on a bucket that does not exist (some servers accept a PUT
+            // into one) and on credentials that are refused.
+            let (store, prefix) = parent.store()?;
+            store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot write {target}: listing {parent} failed (does the bucket \
+                     `{bucket}` exist, and do the AWS_* credentials give access to it?)"
+                    )
+                })?;
+        }
     }
     let probe = parent.join(&format!(".dumn-write-probe-{}", std::process::id()));
     put(&probe, Vec::new())

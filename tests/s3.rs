@@ -212,3 +212,111 @@ fn s3_logs_give_the_same_sequences_as_local_files() {
     );
     assert!(text.contains("| 3 "), "top 3 per user: {text}");
 }
+
+/// Whether any object of a published day exists in the server's files.
+fn day_published(server: &S3Server, table: &str) -> bool {
+    server
+        .root
+        .path()
+        .join("dumn/nightly")
+        .join(table)
+        .join("dt=2026-11-07/_SUCCESS")
+        .exists()
+}
+
+#[test]
+fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
+    let mut server = S3Server::start(&["dumn"]);
+    let env = server.env();
+    let fx = common::scoring::Fixture::new(40);
+    let job = |name: &str, out: &str| {
+        let p = fx.path(name);
+        std::fs::write(
+            &p,
+            format!(
+                "data = \"s3://dumn/raw\"\nmodel = \"{}\"\nout = \"{out}\"\n\
+                 date = \"2026-11-07\"\ndevice = \"cpu\"\nbatch_size = 16\n",
+                fx.path("model").display()
+            ),
+        )
+        .unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    // The fixture's logs, in the bucket.
+    for table in ["impressions", "actions", "users", "items", "candidates"] {
+        let from = fx.path("data").join(table);
+        let to = server.root.path().join("dumn/raw").join(table);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    let nightly = job("nightly.toml", "s3://dumn/nightly");
+
+    // Wrong credentials: an error at start that says the output cannot be written.
+    let mut bad = env.clone();
+    bad.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    bad.push(("AWS_SECRET_ACCESS_KEY", "wrong".into()));
+    let started = std::time::Instant::now();
+    let (ok, out) = run_dumn(&["run", &nightly], &bad);
+    assert!(
+        !ok && out.contains("cannot write s3://dumn/nightly") && out.contains("credentials"),
+        "{out}"
+    );
+    assert!(started.elapsed().as_secs() < 60, "bounded retries");
+    assert!(!server.root.path().join("dumn/nightly").exists());
+
+    // A bucket that does not exist.
+    let (ok, out) = run_dumn(
+        &["run", &job("nobucket.toml", "s3://no-such-bucket/nightly")],
+        &env,
+    );
+    assert!(
+        !ok && out.contains("s3://no-such-bucket") && out.contains("does the bucket"),
+        "{out}"
+    );
+
+    // The server stops while the scores are being written: the job fails, no day appears.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(["run", &nightly])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scores = server.root.path().join("dumn/nightly/scores");
+    let t = std::time::Instant::now();
+    while !std::fs::read_dir(&scores)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains("staging"))
+        })
+        .unwrap_or(false)
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before the fault"
+        );
+        assert!(t.elapsed().as_secs() < 120);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    server.stop();
+    let t = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(t.elapsed().as_secs() < 120, "bounded retries: {text}");
+    assert!(text.contains("error:"), "{text}");
+    assert!(!day_published(&server, "scores") && !day_published(&server, "ranking"));
+
+    // Back up: a re-run completes the day.
+    server.restart();
+    let (ok, out) = run_dumn(&["run", &nightly], &env);
+    assert!(ok, "{out}");
+    assert!(day_published(&server, "scores") && day_published(&server, "ranking"));
+}

@@ -42,27 +42,24 @@ impl S3Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting s3s-fs");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "s3s-fs did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         S3Server {
-            child,
+            child: spawn(port, root.path()),
             endpoint: format!("http://127.0.0.1:{port}"),
             root,
         }
+    }
+
+    /// Stops the server (its files stay); requests then fail with connection errors.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and files.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port: u16 = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = spawn(port, self.root.path());
     }
 
     /// The standard AWS variables that point a client at this server.
@@ -75,6 +72,27 @@ impl S3Server {
             ("AWS_ALLOW_HTTP", "true".into()),
         ]
     }
+}
+
+/// Starts s3s-fs on `port` over `root` and waits until it listens.
+fn spawn(port: u16, root: &std::path::Path) -> Child {
+    let child = Command::new(binary())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting s3s-fs");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "s3s-fs did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 impl Drop for S3Server {
