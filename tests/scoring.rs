@@ -24,7 +24,11 @@ use tch::Device;
 /// The scoring input of the fixture as one batch, with a row id column `rid` added.
 async fn scoring_rows(fx: &Fixture) -> RecordBatch {
     let ctx = context(&EngineOptions::default()).unwrap();
-    let params = Params::new().seq_len(20).unwrap().cutoff(fx.gen.cutoff());
+    let t = artifact::read_manifest(&fx.path("model"))
+        .unwrap()
+        .config
+        .seq_len as usize;
+    let params = Params::new().seq_len(t).unwrap().cutoff(fx.gen.cutoff());
     let (df, _) = pipeline::prepare(
         &ctx,
         &local_inputs(&fx.path("data")),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use dumn::artifact;
 use dumn::features::{FeatureSchema, FieldSpec};
 use dumn::gen::{generate, GenConfig};
-use dumn::model::{Ablation, Dumn, ModelConfig};
+use dumn::model::{Ablation, Dumn};
 use dumn::storage::Location;
 
 use super::data::runtime;
@@ -21,18 +21,11 @@ pub fn gen_schema() -> FeatureSchema {
     }
 }
 
-/// A small DUMN on `schema`, every component of the paper present, seeded.
+/// A small DUMN on `schema` (the tests' [`super::small_config`]), every component of the
+/// paper present, seeded.
 pub fn small_model(schema: FeatureSchema, seed: i64) -> Dumn {
-    let mut c = ModelConfig::new(schema);
-    c.seq_len = 20;
-    c.emb_dim = 8;
-    c.heads = 2;
-    c.ffn_dim = 32;
-    c.mem_slots = 16;
-    c.slot_dim = 8;
-    c.out_hidden = vec![32, 16];
-    c.triplet_pool = 16;
-    c.ablation = Ablation::variant("DUMN").unwrap();
+    let mut c = super::small_config(Ablation::variant("DUMN").unwrap());
+    c.schema = schema;
     tch::manual_seed(seed);
     Dumn::new(c, tch::Device::Cpu).unwrap()
 }
