@@ -1,4 +1,4 @@
--- Step 2b, first part: the candidates in user order.
+-- Step 2b: the candidates in user order.
 --
 -- `dumn` materialises this query (in a scratch folder, with a sort that spills to disk
 -- beyond a fixed memory budget) and reads it back as `candidates` before

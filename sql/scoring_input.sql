@@ -1,4 +1,4 @@
--- Step 2b: the scoring input as of a cutoff.
+-- Step 2c: the scoring input as of a cutoff.
 --
 -- One row per candidate (every column of `candidates`, passed through), with:
 --   click_seq, unclick_seq, like_seq, dislike_seq
