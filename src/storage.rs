@@ -322,6 +322,44 @@ pub async fn check_writable(target: &Location) -> Result<()> {
     Ok(())
 }
 
+/// Removes what earlier runs that failed or were killed left beside `target`: their
+/// staging folders (see [`staging_for`]) and a previous output moved aside but not yet
+/// deleted. Call it before staging a new output for `target`; two runs that write the same
+/// target at the same time would remove each other's staging folder.
+pub async fn remove_stale_staging(target: &Location) -> Result<()> {
+    let Some(parent) = target.parent() else {
+        return Ok(());
+    };
+    let stale = format!(".{}.staging-", target.file_name());
+    let names: Vec<String> = match &parent {
+        Location::Local(p) => match std::fs::read_dir(p) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        Location::S3 { .. } => {
+            let (store, prefix) = parent.store()?;
+            let listing = store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .with_context(|| format!("listing {parent}"))?;
+            listing
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect()
+        }
+    };
+    for name in names.into_iter().filter(|n| n.starts_with(&stale)) {
+        let loc = parent.join(&name);
+        tracing::info!("removing {loc}, left by an earlier run");
+        remove_all(&loc).await?;
+    }
+    Ok(())
+}
+
 /// A fresh staging folder beside `target`: `.<name>.staging-<pid>-<nanos>`. Writers fill it,
 /// then [`publish`] moves it into place.
 pub fn staging_for(target: &Location) -> Result<Location> {

@@ -318,4 +318,15 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
     let (ok, out) = run_dumn(&["run", &nightly], &env);
     assert!(ok, "{out}");
     assert!(day_published(&server, "scores") && day_published(&server, "ranking"));
+    // ... and removed what the failed run had staged (s3s-fs may keep empty folders).
+    for table in ["scores", "ranking"] {
+        let dir = server.root.path().join("dumn/nightly").join(table);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("staging"))
+            .flat_map(|p| files_under(&p))
+            .collect();
+        assert!(left.is_empty(), "{table}: staged objects left: {left:?}");
+    }
 }

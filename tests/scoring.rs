@@ -343,8 +343,19 @@ fn a_killed_run_leaves_the_previous_day_readable_and_a_rerun_completes_it() {
         "and fully readable"
     );
 
+    assert!(
+        file_names(&scores_dir)
+            .iter()
+            .any(|n| n.contains("staging")),
+        "the killed run left its staging folder"
+    );
     let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
     assert!(ok, "{out}");
+    assert_eq!(
+        file_names(&scores_dir),
+        vec![format!("dt={}", fx.date())],
+        "the re-run removed what the killed run left"
+    );
     let after = day_state(&fx);
     for (a, b) in before.iter().zip(&after) {
         assert_eq!(a.1, b.1, "{}", a.0);

@@ -10,7 +10,8 @@
 //! Both tables are first written into hidden staging folders beside their targets and
 //! published only when both are complete: a failed or killed run leaves day D as it was
 //! (readable, from the previous run, or absent), and a re-run of D replaces that day's
-//! files exactly.
+//! files exactly and removes the staging folders that the failed run left. Runs of the
+//! same day must not overlap.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -234,8 +235,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let day = format!("dt={date}");
     let scores_at = out.join("scores").join(&day);
     let ranking_at = out.join("ranking").join(&day);
-    storage::check_writable(&scores_at).await?;
-    storage::check_writable(&ranking_at).await?;
+    for target in [&scores_at, &ranking_at] {
+        storage::check_writable(target).await?;
+        storage::remove_stale_staging(target).await?;
+    }
 
     let started = Instant::now();
     let scored_at = chrono::Utc::now();
