@@ -311,8 +311,9 @@ pub async fn cluster_candidates(ctx: &SessionContext, scratch: &std::path::Path)
 /// Impressions per partition when building training examples (see [`prepare`]).
 pub const TRAINING_ROWS_PER_PARTITION: u64 = 100_000;
 
-/// Registers the inputs that `output` reads, runs the pre-flight checks, and builds the
-/// output view (with `last`, or the embedded final step when `None`).
+/// Registers the inputs that `output` reads, runs the pre-flight checks (for the scoring
+/// input also [`crate::contract::check_candidates`], then [`cluster_candidates`]), and
+/// builds the output view (with `last`, or the embedded final step when `None`).
 pub async fn prepare(
     ctx: &SessionContext,
     inputs: &crate::contract::Inputs,
@@ -344,6 +345,7 @@ pub async fn prepare(
         }
     }
     if output == Output::Scoring {
+        crate::contract::check_candidates(ctx).await?;
         // The ordered copy lives as long as the session that reads it: the folder is an
         // extension of the session's config, removed when the last clone of it drops.
         let scratch = tempfile::Builder::new().prefix("dumn-scoring-").tempdir()?;

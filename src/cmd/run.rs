@@ -179,7 +179,6 @@ impl Scoring {
             &params,
         )
         .await?;
-        contract::check_candidates(&ctx).await?;
         let have: Vec<String> = df
             .schema()
             .fields()
