@@ -20,6 +20,19 @@ use crate::model::{Example, History, FEEDBACK_KINDS};
 /// The sequence column of each feedback kind, in [`History::items`] order.
 pub const SEQUENCE_COLUMNS: [&str; 4] = ["click_seq", "unclick_seq", "like_seq", "dislike_seq"];
 
+/// The columns a model with `schema` reads, in the order its SQL functions take them: the
+/// user fields (`user_id` first), the item fields (`item_id` first), then
+/// [`SEQUENCE_COLUMNS`].
+pub fn model_inputs(schema: &FeatureSchema) -> Vec<String> {
+    schema
+        .user_fields
+        .iter()
+        .chain(&schema.item_fields)
+        .map(|f| f.name.clone())
+        .chain(SEQUENCE_COLUMNS.iter().map(|s| s.to_string()))
+        .collect()
+}
+
 /// A stable 64-bit FNV-1a hash of a string, as an id.
 pub fn string_id(s: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

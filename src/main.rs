@@ -79,7 +79,8 @@ enum Command {
     /// users, then saves the artifact to --out and checks that reloading it gives the same
     /// scores.
     Demo(cmd::demo::DemoArgs),
-    /// Print a model artifact's manifest: version, hyper-parameters, schema, metrics.
+    /// Print a model artifact's manifest (version, hyper-parameters, schema, metrics) and the
+    /// arguments of its SQL functions.
     Inspect {
         /// The artifact directory (the one holding manifest.json).
         model: PathBuf,

@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use tch::{Device, Tensor};
 
 use crate::artifact::{Artifact, Manifest};
-use crate::examples::SEQUENCE_COLUMNS;
+use crate::examples::model_inputs;
 use crate::features::FeatureSchema;
 use crate::model::{CandidateBatch, Dumn, Example, UserBatch, HEAD_CLICK, HEAD_DISLIKE};
 
@@ -107,13 +107,7 @@ impl Scorer {
     /// The input columns in argument order: the user fields (`user_id` first), the item
     /// fields (`item_id` first), then `click_seq`, `unclick_seq`, `like_seq`, `dislike_seq`.
     pub fn input_columns(&self) -> Vec<String> {
-        self.schema
-            .user_fields
-            .iter()
-            .chain(&self.schema.item_fields)
-            .map(|f| f.name.clone())
-            .chain(SEQUENCE_COLUMNS.iter().map(|s| s.to_string()))
-            .collect()
+        model_inputs(&self.schema)
     }
 
     pub fn stats(&self) -> ScorerStats {
