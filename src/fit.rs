@@ -83,6 +83,9 @@ impl Metrics {
     }
 }
 
+/// Examples per forward pass when evaluating.
+pub const EVAL_BATCH: usize = 1024;
+
 /// Scores every example of `part` and computes the metrics of `label`.
 pub async fn evaluate(
     model: &Dumn,
@@ -272,7 +275,7 @@ pub async fn fit(
             examples,
             &split.predicate(Part::Valid),
             cfg.label,
-            1024,
+            EVAL_BATCH,
         )
         .await?;
         let metric = valid.auc.unwrap_or(f64::NAN);
@@ -306,7 +309,7 @@ pub async fn fit(
         examples,
         &split.predicate(Part::Test),
         cfg.label,
-        1024,
+        EVAL_BATCH,
     )
     .await?;
     Ok(FitResult {

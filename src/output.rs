@@ -65,12 +65,15 @@ pub struct Staged {
 }
 
 /// The first half of [`write_parquet`]: runs `df` into a fresh staging folder beside
-/// `target`. On error the staging folder is removed.
+/// `target`, after removing what failed or killed writes of `target` left there
+/// ([`storage::remove_stale_staging`]; so two writers of one target must not overlap). On
+/// error the staging folder is removed.
 pub async fn stage_parquet(
     df: DataFrame,
     target: &Location,
     on_rows: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<Staged> {
+    storage::remove_stale_staging(target).await?;
     let staging = storage::staging_for(target)?;
     match write_staged(df, &staging, Arc::new(on_rows)).await {
         Ok(summary) => Ok(Staged { staging, summary }),

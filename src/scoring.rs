@@ -70,7 +70,6 @@ pub struct ScorerStats {
 pub struct Scorer {
     model: Mutex<Dumn>,
     manifest: Manifest,
-    schema: FeatureSchema,
     batch_size: usize,
     counters: Counters,
 }
@@ -78,11 +77,9 @@ pub struct Scorer {
 impl Scorer {
     /// Wraps a loaded artifact; `batch_size` is the most candidates per model call.
     pub fn new(artifact: Artifact, batch_size: usize) -> Self {
-        let schema = artifact.model.config.schema.clone();
         Self {
             model: Mutex::new(artifact.model),
             manifest: artifact.manifest,
-            schema,
             batch_size: batch_size.max(1),
             counters: Counters::default(),
         }
@@ -97,7 +94,7 @@ impl Scorer {
     }
 
     pub fn schema(&self) -> &FeatureSchema {
-        &self.schema
+        &self.manifest.config.schema
     }
 
     pub fn device(&self) -> Device {
@@ -107,7 +104,7 @@ impl Scorer {
     /// The input columns in argument order: the user fields (`user_id` first), the item
     /// fields (`item_id` first), then `click_seq`, `unclick_seq`, `like_seq`, `dislike_seq`.
     pub fn input_columns(&self) -> Vec<String> {
-        model_inputs(&self.schema)
+        model_inputs(self.schema())
     }
 
     pub fn stats(&self) -> ScorerStats {

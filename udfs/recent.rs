@@ -294,6 +294,15 @@ impl RecentGroups {
         self.held -= taken.iter().map(|g| g.events.len() as isize).sum::<isize>();
         taken
     }
+
+    /// Takes the groups `emit_to` names and returns each one's newest events.
+    fn take_newest(&mut self, emit_to: EmitTo) -> Vec<Vec<(i64, i64)>> {
+        let limit = self.limit;
+        self.take(emit_to)
+            .iter_mut()
+            .map(|g| g.newest(limit))
+            .collect()
+    }
 }
 
 impl GroupsAccumulator for RecentGroups {
@@ -340,22 +349,12 @@ impl GroupsAccumulator for RecentGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let limit = self.limit;
-        let newest: Vec<_> = self
-            .take(emit_to)
-            .iter_mut()
-            .map(|g| g.newest(limit))
-            .collect();
+        let newest = self.take_newest(emit_to);
         Ok(to_list(newest.iter().map(Vec::as_slice), |e| e.1))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let limit = self.limit;
-        let newest: Vec<_> = self
-            .take(emit_to)
-            .iter_mut()
-            .map(|g| g.newest(limit))
-            .collect();
+        let newest = self.take_newest(emit_to);
         Ok(vec![
             to_list(newest.iter().map(Vec::as_slice), |e| e.1),
             to_list(newest.iter().map(Vec::as_slice), |e| e.0),

@@ -10,8 +10,8 @@
 //! Both tables are first written into hidden staging folders beside their targets and
 //! published only when both are complete: a failed or killed run leaves day D as it was
 //! (readable, from the previous run, or absent), and a re-run of D replaces that day's
-//! files exactly and removes the staging folders that the failed run left. Runs of the
-//! same day must not overlap.
+//! files exactly and removes the staging folders that the failed run left (see
+//! [`dumn::output::stage_parquet`]). Runs of the same day must not overlap.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,12 +101,11 @@ impl Job {
     }
 
     fn inputs(&self) -> Result<Inputs> {
-        let tables: Vec<String> = self
-            .tables
-            .iter()
-            .map(|(name, loc)| format!("{name}={loc}"))
-            .collect();
-        Inputs::from_flags(self.data.as_deref(), &tables, self.adapter.as_deref())
+        let mut inputs = Inputs::from_flags(self.data.as_deref(), &[], self.adapter.as_deref())?;
+        for (name, loc) in &self.tables {
+            inputs.tables.insert(name.clone(), Location::parse(loc)?);
+        }
+        Ok(inputs)
     }
 
     /// The day to score: `flag`, else the job's `date`, else today (UTC).
@@ -234,10 +233,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let day = format!("dt={date}");
     let scores_at = out.join("scores").join(&day);
     let ranking_at = out.join("ranking").join(&day);
-    for target in [&scores_at, &ranking_at] {
-        storage::check_writable(target).await?;
-        storage::remove_stale_staging(target).await?;
-    }
+    storage::check_writable(&scores_at).await?;
+    storage::check_writable(&ranking_at).await?;
 
     let started = Instant::now();
     let scored_at = chrono::Utc::now();

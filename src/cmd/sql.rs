@@ -17,7 +17,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
 
-use dumn::contract::{self, Inputs};
+use dumn::contract::Inputs;
 use dumn::storage::{self, Location};
 use dumn::{session, udfs};
 
@@ -173,10 +173,9 @@ pub async fn run(args: SqlArgs) -> Result<()> {
             ctx
         }
     };
-    let tables = Inputs::from_flags(None, &args.tables, None)?.tables;
-    for (name, loc) in &tables {
-        contract::register(&ctx, name, loc).await?;
-    }
+    Inputs::from_flags(None, &args.tables, None)?
+        .register(&ctx, &[])
+        .await?;
     match (&args.command, &args.file) {
         (Some(sql), _) => run_statements(&ctx, sql, args.max_rows).await,
         (None, Some(path)) => {

@@ -525,7 +525,14 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let predicate = predicate.join(" AND ");
     let mut out = serde_json::Map::new();
     for label in [Label::Click, Label::Dislike] {
-        let m = fit::evaluate(&loaded.model, &p.examples, &predicate, label, 1024).await?;
+        let m = fit::evaluate(
+            &loaded.model,
+            &p.examples,
+            &predicate,
+            label,
+            fit::EVAL_BATCH,
+        )
+        .await?;
         println!("{}: {}", label.column(), m.summary());
         out.insert(label.column().into(), serde_json::to_value(&m)?);
     }

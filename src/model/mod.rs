@@ -245,7 +245,7 @@ impl Dumn {
         };
         let keys = self.target_attention.keys(&o);
         let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
-        let (w_user, _) = self.head_weights(e_user.size()[1]);
+        let w_user = self.head_weights(0, e_user.size()[1]);
         let heads = e_user.matmul(&w_user.tr()) + self.head_bias();
         UserState {
             heads,
@@ -320,7 +320,7 @@ impl Dumn {
         // The deep input is Concat(e_user, e_item, R_cross, f^o ⊙ target); its e_user block
         // went through both heads' first layers once per user, in the user step.
         let rest = Tensor::cat(&[e_item, r_cross, short_term_x_target], -1);
-        let (_, w_rest) = self.head_weights(state.e_user.size()[1]);
+        let w_rest = self.head_weights(state.e_user.size()[1], rest.size()[1]);
         let first = state
             .heads
             .index_select(0, &user_of_row)
@@ -337,15 +337,12 @@ impl Dumn {
         CandidateOut { logits, hidden }
     }
 
-    /// Both heads' first-layer weights stacked (click rows, then dislike rows) and split
-    /// into the `e_user` columns and the rest: `([H, D_user], [H, rest])`.
-    fn head_weights(&self, d_user: i64) -> (Tensor, Tensor) {
-        let w = Tensor::cat(
-            &[&self.click_head.first().ws, &self.dislike_head.first().ws],
-            0,
-        );
-        let width = w.size()[1];
-        (w.narrow(1, 0, d_user), w.narrow(1, d_user, width - d_user))
+    /// Columns `[from, from + len)` of both heads' first-layer weights, stacked (click
+    /// rows, then dislike rows): `[H_click + H_dislike, len]`. The user step takes the
+    /// `e_user` columns, the candidate step the rest.
+    fn head_weights(&self, from: i64, len: i64) -> Tensor {
+        let block = |h: &Head| h.first().ws.narrow(1, from, len);
+        Tensor::cat(&[block(&self.click_head), block(&self.dislike_head)], 0)
     }
 
     /// Both heads' first-layer biases, stacked like [`Self::head_weights`].
