@@ -10,6 +10,7 @@
 # Usage: ci/bench-score.sh [cpu|cuda]
 #   DUMN_BENCH_DIR: scratch folder (default /tmp/dumn-bench-score)
 #   DUMN_BIN: a prebuilt dumn binary (skips the build; ci/gpu-check.sh uses it)
+#   DUMN_BENCH_SIZES: which sizes to run (default "1m 4m")
 set -euo pipefail
 DEVICE="${1:-cpu}"
 if [ -z "${DUMN_BIN:-}" ]; then
@@ -28,8 +29,8 @@ gen() { # NAME USERS
   [ -f "$WORK/$1/_SUCCESS" ] ||
     "$BIN" gen "$WORK/$1" --users "$2" --impressions-per-user 100 --candidates-per-user 100
 }
-gen data-1m 10000
-gen data-4m 40000
+SIZES="${DUMN_BENCH_SIZES:-1m 4m}"
+for size in $SIZES; do gen "data-$size" $((${size%m} * 10000)); done
 gen data-train 1000
 [ -f "$WORK/model/manifest.json" ] ||
   "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device "$DEVICE"
@@ -60,7 +61,7 @@ measure() {
 }
 
 INPUTS="user_id, age_band, region, device, item_id, category, brand, click_seq, unclick_seq, like_seq, dislike_seq"
-for size in 1m 4m; do
+for size in $SIZES; do
   cat >"$WORK/job-$size.toml" <<TOML
 data = "$WORK/data-$size"
 model = "$WORK/model"
@@ -79,13 +80,15 @@ done
 echo
 echo "scoring benchmark, $(date -u +%F), device $DEVICE, $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB RAM"
 printf "%-4s %9s | %8s %12s %8s | %8s %12s %8s | %s\n" size candidates "e2e s" "cand/s" "peak MB" "model s" "cand/s" "peak MB" "e2e/model rate"
-for size in 1m 4m; do
+for size in $SIZES; do
   rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$DEVICE.log" | grep -o '[0-9]*')
   read -r es em <"$WORK/run-$size-$DEVICE.time"
   read -r ms mm <"$WORK/model-$size-$DEVICE.time"
   awk -v n="$size" -v r="$rows" -v es="$es" -v em="$em" -v ms="$ms" -v mm="$mm" 'BEGIN {
     printf "%-4s %9d | %8.2f %12.0f %8.0f | %8.2f %12.0f %8.0f | %.2f\n", n, r, es, r/es, em/1024, ms, r/ms, mm/1024, ms/es }'
 done
-read -r _ m1 <"$WORK/run-1m-$DEVICE.time"
-read -r _ m4 <"$WORK/run-4m-$DEVICE.time"
-awk -v a="$m1" -v b="$m4" 'BEGIN { printf "peak memory end to end, 4M / 1M: %.2f\n", b/a }'
+if [ -f "$WORK/run-1m-$DEVICE.time" ] && [ -f "$WORK/run-4m-$DEVICE.time" ]; then
+  read -r _ m1 <"$WORK/run-1m-$DEVICE.time"
+  read -r _ m4 <"$WORK/run-4m-$DEVICE.time"
+  awk -v a="$m1" -v b="$m4" 'BEGIN { printf "peak memory end to end, 4M / 1M: %.2f\n", b/a }'
+fi

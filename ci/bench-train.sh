@@ -2,21 +2,29 @@
 # Training throughput benchmark: examples per second of `dumn train` (paper-size DUMN and
 # the two baselines, batch 256) on generated data, one epoch each, from the report.json
 # every run writes. DUMN_BENCH_DEVICE=cuda runs it on the GPU.
-# Usage: ci/bench-train.sh            (DUMN_BENCH_DIR to choose the scratch folder)
+# Usage: ci/bench-train.sh
+#   DUMN_BENCH_DIR: scratch folder (default /tmp/dumn-bench-train)
+#   DUMN_BIN: a prebuilt dumn binary (skips the build; ci/gpu-check.sh uses it)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-dumn_prepare
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-train}"
 DEVICE="${DUMN_BENCH_DEVICE:-cpu}"
-cargo build --release --bin dumn
-BIN="$CARGO_TARGET_DIR/release/dumn"
+if [ -z "${DUMN_BIN:-}" ]; then
+  source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+  dumn_prepare
+  cargo build --release --bin dumn
+  BIN="$CARGO_TARGET_DIR/release/dumn"
+  PYTHON="$DUMN_VENV/bin/python"
+else
+  BIN="$DUMN_BIN"
+  PYTHON=python3
+fi
 [ -f "$WORK/data/_SUCCESS" ] || "$BIN" gen "$WORK/data" --users 2000 --impressions-per-user 80
 echo "training throughput, $(date -u +%F), $(nproc) cores, device $DEVICE"
 printf "%-14s %12s\n" variant "examples/s"
 for v in DUMN BASE_DIN BASE_FEATURES; do
   "$BIN" train --data "$WORK/data" --out "$WORK/model-$v" --variant "$v" --epochs 1 \
     --device "$DEVICE" --work "$WORK/work" >"$WORK/$v.log" 2>&1 || { cat "$WORK/$v.log"; exit 1; }
-  "$DUMN_VENV/bin/python" - "$WORK/model-$v/report.json" "$v" <<'PY'
+  "$PYTHON" - "$WORK/model-$v/report.json" "$v" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"{sys.argv[2]:<14} {r['result']['epochs'][0]['examples_per_second']:12.0f}")

@@ -10,8 +10,9 @@
 #        is an error when libtorch sees no GPU;
 #     2. the same candidates scored on CPU and on CUDA agree within 1e-4 (both
 #        probabilities);
-#     3. ci/bench-score.sh on cuda, then on cpu (the speed-up);
-#     4. a short table at the end. Exit status 1 when a check fails.
+#     3. ci/bench-train.sh on cuda (training throughput);
+#     4. ci/bench-score.sh on cuda (1M, 4M), then on cpu (1M, for the speed-up);
+#     5. a short table at the end. Exit status 1 when a check fails.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -36,6 +37,7 @@ device() {
   chmod +x "$BIN"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
+  echo "== $(date -u +%T) cuda check"
   # 1. CUDA in the binary: training on cuda fails when libtorch sees no GPU.
   "$BIN" gen "$W/small" --users 1000 --candidates-per-user 100 >/dev/null
   local cuda=FAIL
@@ -64,21 +66,32 @@ device() {
     grep -q PASS "$W/agree.txt" && agree=PASS
   fi
 
-  # 3. The benchmark on both devices.
+  # 3. Training throughput on CUDA (paper-size DUMN and the baselines, one epoch each).
   if [ "$cuda" = PASS ]; then
-    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench-cuda" bash ci/bench-score.sh cuda | tail -n 6 | tee "$W/bench-cuda.txt"
+    echo "== $(date -u +%T) training benchmark, cuda"
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench-train" DUMN_BENCH_DEVICE=cuda bash ci/bench-train.sh |
+      tee "$W/train-cuda.txt"
   fi
-  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench-cpu" bash ci/bench-score.sh cpu | tail -n 6 | tee "$W/bench-cpu.txt"
+
+  # 4. The scoring benchmark: 1M and 4M on CUDA, 1M on CPU for the speed-up.
+  if [ "$cuda" = PASS ]; then
+    echo "== $(date -u +%T) scoring benchmark, cuda"
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" bash ci/bench-score.sh cuda | tail -n 5 | tee "$W/bench-cuda.txt"
+  fi
+  echo "== $(date -u +%T) scoring benchmark, cpu"
+  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=1m bash ci/bench-score.sh cpu | tail -n 3 | tee "$W/bench-cpu.txt"
 
   echo
-  echo "gpu check, $(date -u +%F)"
+  echo "gpu check, $(date -u +%F), $(nproc) cores"
   echo "| check | result |"
   echo "| --- | --- |"
   echo "| CUDA available in the binary (train --device cuda) | $cuda |"
   echo "| CPU and CUDA scores agree within 1e-4 | $agree |"
+  [ -f "$W/train-cuda.txt" ] &&
+    awk '$1=="DUMN" || $1=="BASE_DIN" || $1=="BASE_FEATURES" { printf "| cuda training %s | %s examples/s |\n", $1, $2 }' "$W/train-cuda.txt"
   for d in cuda cpu; do
     [ -f "$W/bench-$d.txt" ] || continue
-    awk -v d="$d" '$1=="1m" || $1=="4m" { printf "| %s %s end to end | %s candidates/s |\n| %s %s model only | %s candidates/s |\n", d, $1, $5, d, $1, $9 }' "$W/bench-$d.txt"
+    awk -v d="$d" '$1=="1m" || $1=="4m" { printf "| %s %s end to end | %s candidates/s, peak %s MB |\n| %s %s model only | %s candidates/s |\n", d, $1, $5, $6, d, $1, $9 }' "$W/bench-$d.txt"
   done
   [ "$cuda" = PASS ] && [ "$agree" = PASS ]
 }
