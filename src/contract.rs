@@ -204,7 +204,6 @@ async fn detect(table: &str, loc: &Location) -> Result<(Format, bool)> {
 /// Registers the table `name` from `loc` on `ctx` and checks it against the contract (when
 /// `name` is one of the contract's tables).
 pub async fn register(ctx: &SessionContext, name: &str, loc: &Location) -> Result<()> {
-    storage::register(ctx, loc)?;
     let (format, dir) = detect(name, loc).await?;
     let url = loc.url(dir);
     match format {
@@ -286,7 +285,6 @@ impl Inputs {
                     adapter.name
                 )
             })?;
-            storage::register(ctx, data)?;
             let params = crate::pipeline::Params::new().with("data", data.url(false));
             adapter.run(ctx, &params).await?;
         }

@@ -202,8 +202,13 @@ pub struct Examples {
 
 impl Examples {
     pub async fn open(location: &Location) -> Result<Self> {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-        crate::storage::register(&ctx, location)?;
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_object_store_registry(crate::storage::Stores::registry())
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(
+            SessionConfig::new().with_target_partitions(1),
+            runtime,
+        );
         ctx.register_parquet(
             "examples",
             &location.url(true),

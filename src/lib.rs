@@ -18,6 +18,7 @@
 //! - [`udfs`]: dumn's SQL functions (the files live in `udfs/`).
 
 pub mod artifact;
+pub mod cluster;
 pub mod contract;
 pub mod dataset;
 pub mod device;

@@ -79,6 +79,20 @@ enum Command {
     /// users, then saves the artifact to --out and checks that reloading it gives the same
     /// scores.
     Demo(cmd::demo::DemoArgs),
+    /// Start the scheduler of a Ballista cluster that runs dumn's SQL.
+    ///
+    /// Executors (`dumn executor`) join it, and `dumn run --cluster` / `dumn sql --cluster`
+    /// send it their queries. Every process of the cluster is started with the same
+    /// --model. Example, one machine:
+    ///
+    ///   dumn scheduler --model models/demo &
+    ///   dumn executor --model models/demo --bind 127.0.0.1:50051 --grpc-port 50052 &
+    ///   dumn executor --model models/demo --bind 127.0.0.1:50061 --grpc-port 50062 &
+    ///   dumn run jobs/demo.toml --cluster 127.0.0.1:50050
+    Scheduler(cmd::cluster::SchedulerArgs),
+    /// Start an executor of a Ballista cluster: it joins the scheduler and runs tasks, the
+    /// model's included (loaded from --model).
+    Executor(cmd::cluster::ExecutorArgs),
     /// Print a model artifact's manifest (version, hyper-parameters, schema, metrics) and the
     /// arguments of its SQL functions.
     Inspect {
@@ -102,6 +116,8 @@ fn main() {
         Command::Ablate(args) => cmd::block_on(cmd::train::ablate(args)),
         Command::Run(args) => cmd::block_on(cmd::run::run(args)),
         Command::Sql(args) => cmd::block_on(cmd::sql::run(args)),
+        Command::Scheduler(args) => cmd::block_on(cmd::cluster::scheduler(args)),
+        Command::Executor(args) => cmd::block_on(cmd::cluster::executor(args)),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect { model } => cmd::inspect::run(model),
     };

@@ -29,6 +29,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::DFParser;
 
+use crate::storage::Location;
+
 /// A SQL script: a name for messages and its text.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -279,10 +281,10 @@ pub async fn build(
 pub const CLUSTER_SORT_MEMORY: usize = 256 << 20;
 
 /// Replaces the registered `candidates` with a copy ordered by user
-/// (`sql/candidates_by_user.sql`), written as Parquet into `scratch`. The sort runs in its
+/// (`sql/candidates_by_user.sql`), written as Parquet into the folder `scratch`. The sort runs in its
 /// own memory pool of [`CLUSTER_SORT_MEMORY`] and spills beyond it, so its memory does not
 /// grow with the number of candidates.
-pub async fn cluster_candidates(ctx: &SessionContext, scratch: &std::path::Path) -> Result<()> {
+pub async fn cluster_candidates(ctx: &SessionContext, scratch: &Location) -> Result<()> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::memory_pool::FairSpillPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -300,7 +302,7 @@ pub async fn cluster_candidates(ctx: &SessionContext, scratch: &std::path::Path)
             .build(),
     );
     let df = candidates_by_user().query(&sorting, &Params::new()).await?;
-    let target = crate::storage::Location::Local(scratch.join("candidates"));
+    let target = scratch.join("candidates");
     crate::output::write_parquet(df, &target, serde_json::json!({}), |_| {})
         .await
         .context("ordering the candidates by user")?;
@@ -311,15 +313,28 @@ pub async fn cluster_candidates(ctx: &SessionContext, scratch: &std::path::Path)
 /// Impressions per partition when building training examples (see [`prepare`]).
 pub const TRAINING_ROWS_PER_PARTITION: u64 = 100_000;
 
+/// Where [`prepare`] writes the candidates ordered by user.
+#[derive(Debug, Clone, Default)]
+pub enum Scratch {
+    /// A temporary local folder, removed when the session drops.
+    #[default]
+    Temporary,
+    /// This folder, which the caller removes ([`crate::storage::remove_all`]) when done:
+    /// for a cluster, whose executors must read it (see `src/cluster.rs`).
+    At(Location),
+}
+
 /// Registers the inputs that `output` reads, runs the pre-flight checks (for the scoring
-/// input also [`crate::contract::check_candidates`], then [`cluster_candidates`]), and
-/// builds the output view (with `last`, or the embedded final step when `None`).
+/// input also [`crate::contract::check_candidates`], then [`cluster_candidates`] into
+/// `scratch`), and builds the output view (with `last`, or the embedded final step when
+/// `None`).
 pub async fn prepare(
     ctx: &SessionContext,
     inputs: &crate::contract::Inputs,
     output: Output,
     last: Option<&Script>,
     params: &Params,
+    scratch: &Scratch,
 ) -> Result<(DataFrame, crate::contract::Preflight)> {
     inputs.register(ctx, output.tables()).await?;
     let non_empty: &[&str] = match output {
@@ -346,14 +361,20 @@ pub async fn prepare(
     }
     if output == Output::Scoring {
         crate::contract::check_candidates(ctx).await?;
-        // The ordered copy lives as long as the session that reads it: the folder is an
-        // extension of the session's config, removed when the last clone of it drops.
-        let scratch = tempfile::Builder::new().prefix("dumn-scoring-").tempdir()?;
-        cluster_candidates(ctx, scratch.path()).await?;
-        ctx.state_ref()
-            .write()
-            .config_mut()
-            .set_extension(Arc::new(scratch));
+        match scratch {
+            Scratch::At(folder) => cluster_candidates(ctx, folder).await?,
+            Scratch::Temporary => {
+                // The ordered copy lives as long as the session that reads it: the folder
+                // is an extension of the session's config, removed when the last clone of
+                // it drops.
+                let dir = tempfile::Builder::new().prefix("dumn-scoring-").tempdir()?;
+                cluster_candidates(ctx, &Location::Local(dir.path().to_path_buf())).await?;
+                ctx.state_ref()
+                    .write()
+                    .config_mut()
+                    .set_extension(Arc::new(dir));
+            }
+        }
     }
     let default = output.script();
     let df = build(ctx, output, last.unwrap_or(&default), params).await?;

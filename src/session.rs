@@ -49,16 +49,19 @@ pub fn parse_memory(s: &str) -> Result<Option<usize>, String> {
     Ok(Some(n * mult))
 }
 
-/// A session with dumn's functions registered, the options above, URL tables enabled, and spilling to the system's
+/// A session with dumn's functions registered, the options above, URL tables enabled,
+/// `s3://` resolved through [`crate::storage::Stores`], and spilling to the system's
 /// temporary folder when a memory limit is set.
 pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(true);
     if let Some(p) = opts.partitions {
         config = config.with_target_partitions(p.max(1));
     }
-    let mut runtime = RuntimeEnvBuilder::new().with_disk_manager_builder(
-        DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
-    );
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(crate::storage::Stores::registry())
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
+        );
     if let Some(limit) = opts.memory_limit {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
     }
@@ -85,6 +88,21 @@ pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<i64
             Ok(a.is_valid(0).then(|| a.value(0)))
         })
         .collect()
+}
+
+/// Runs `sql` and returns the first column of its first row as text (`None` for NULL or
+/// when there is no row).
+pub async fn first_string(ctx: &SessionContext, sql: &str) -> Result<Option<String>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let a = cast(b.column(0), &DataType::Utf8)?;
+    let a = a.as_string::<i32>();
+    Ok(a.is_valid(0).then(|| a.value(0).to_string()))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //!   `file://` URL or an `s3://bucket/prefix` URL;
 //! - S3 is configured the standard way, from the environment: `AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` (default `us-east-1`), `AWS_ENDPOINT`,
-//!   `AWS_ALLOW_HTTP=true` for an `http://` endpoint. [`register`] registers one store per
-//!   bucket on a DataFusion session;
+//!   `AWS_ALLOW_HTTP=true` for an `http://` endpoint. A DataFusion session resolves
+//!   `s3://` URLs through [`Stores`], which configures each bucket's store on first use;
 //! - outputs are written under a staging folder beside the target and published with
 //!   [`publish`]: on a local disk by renaming the folder (atomic); on S3 by copying the
 //!   objects in and then deleting the staging objects, with the `_SUCCESS` marker written
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use datafusion::prelude::SessionContext;
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
@@ -193,17 +193,49 @@ pub fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
     Ok(Arc::new(store))
 }
 
-/// Registers the object store that serves `loc` on `ctx` (S3: one store per bucket; local
-/// files are always registered).
-pub fn register(ctx: &SessionContext, loc: &Location) -> Result<()> {
-    if let Location::S3 { bucket, .. } = loc {
-        let url = Url::parse(&format!("s3://{bucket}"))?;
-        let store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(url.as_str())?;
-        if ctx.runtime_env().object_store(&store_url).is_err() {
-            ctx.register_object_store(&url, s3_store(bucket)?);
+/// The object stores of a DataFusion session: local files, and one S3 store per bucket,
+/// configured with [`s3_store`] the first time a URL names the bucket. Every dumn session
+/// uses it (each subcommand's, and a cluster's scheduler and executors), so no step has to
+/// register a bucket before its SQL reads or writes it.
+#[derive(Debug, Default)]
+pub struct Stores {
+    known: DefaultObjectStoreRegistry,
+}
+
+impl Stores {
+    /// A registry for a session's `RuntimeEnv`.
+    pub fn registry() -> Arc<dyn ObjectStoreRegistry> {
+        Arc::new(Stores::default())
+    }
+}
+
+impl ObjectStoreRegistry for Stores {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.known.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        match (url.scheme(), url.host_str()) {
+            ("s3", Some(bucket)) => {
+                let store = s3_store(bucket)
+                    .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
+                self.known.register_store(url, store.clone());
+                Ok(store)
+            }
+            _ => self.known.get_store(url),
         }
     }
-    Ok(())
 }
 
 /// Every object under the folder `loc`, as (key relative to `loc`, size), sorted by key.

@@ -35,6 +35,7 @@ async fn scoring_rows(fx: &Fixture) -> RecordBatch {
         Output::Scoring,
         None,
         &params,
+        &pipeline::Scratch::Temporary,
     )
     .await
     .unwrap();

@@ -59,6 +59,7 @@ fn the_split_is_by_time_and_never_overlaps() {
             Output::Training,
             None,
             &Params::new().seq_len(5).unwrap(),
+            &pipeline::Scratch::Temporary,
         )
         .await
         .unwrap();

@@ -12,15 +12,35 @@ pub mod score;
 
 use std::sync::Arc;
 
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::scoring::Scorer;
 
+/// Every dumn function, by kind: what a session registers, and what a cluster's scheduler
+/// and executors must know by name (`src/cluster.rs`).
+pub struct Functions {
+    pub scalar: Vec<ScalarUDF>,
+    pub aggregate: Vec<AggregateUDF>,
+    pub window: Vec<WindowUDF>,
+}
+
+/// Every dumn function; the model's backed by `scorer` (without one, planning a call of
+/// them is an error that says how to give a model).
+pub fn all(scorer: Option<Arc<Scorer>>) -> Functions {
+    Functions {
+        scalar: score::functions(scorer),
+        aggregate: vec![recent::dumn_recent()],
+        window: vec![history::dumn_history()],
+    }
+}
+
 /// Registers every dumn function on `ctx`; the model functions without a model.
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udaf(recent::dumn_recent());
-    ctx.register_udwf(history::dumn_history());
-    register_model(ctx, None);
+    let f = all(None);
+    f.aggregate.into_iter().for_each(|u| ctx.register_udaf(u));
+    f.window.into_iter().for_each(|u| ctx.register_udwf(u));
+    f.scalar.into_iter().for_each(|u| ctx.register_udf(u));
 }
 
 /// (Re-)registers `dumn_ctr`, `dumn_dislike` and `dumn_score`, backed by `scorer`.

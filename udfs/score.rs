@@ -5,6 +5,7 @@
 //!          click_seq, unclick_seq, like_seq, dislike_seq)      -- FLOAT: P(click)
 //! dumn_dislike(<same arguments>)                               -- FLOAT: P(dislike)
 //! dumn_score(<same arguments>)       -- STRUCT<ctr FLOAT, p_dislike FLOAT>: both, one pass
+//! dumn_model_version()               -- TEXT: the version of the model this process serves
 //! ```
 //!
 //! The arguments are the model's input columns in the order its manifest lists them
@@ -30,7 +31,7 @@ use datafusion::arrow::array::{
     ArrayRef, Float32Array, RecordBatch, RecordBatchOptions, StructArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
-use datafusion::common::{exec_err, plan_err, Result};
+use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::ptr_eq::PtrEq;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -45,6 +46,9 @@ enum Output {
     Ctr,
     Dislike,
     Both,
+    /// The model's version, from the process that runs the call (on a cluster: an
+    /// executor; see `src/cluster.rs`).
+    Version,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -98,7 +102,7 @@ impl Recent {
     }
 }
 
-/// The three functions, backed by `scorer` (or by none: planning a call then fails with
+/// The four functions, backed by `scorer` (or by none: planning a call then fails with
 /// a message that says how to load a model).
 pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
     let recent = Arc::new(Recent::default());
@@ -106,6 +110,7 @@ pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
         ("dumn_ctr", Output::Ctr),
         ("dumn_dislike", Output::Dislike),
         ("dumn_score", Output::Both),
+        ("dumn_model_version", Output::Version),
     ]
     .into_iter()
     .map(|(name, output)| {
@@ -114,7 +119,11 @@ pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
             output,
             scorer: scorer.clone().map(PtrEq::from),
             recent: PtrEq::from(recent.clone()),
-            signature: Signature::variadic_any(Volatility::Immutable),
+            signature: match output {
+                // Volatile, so that the call runs where the query runs, not at planning.
+                Output::Version => Signature::nullary(Volatility::Volatile),
+                _ => Signature::variadic_any(Volatility::Immutable),
+            },
         })
     })
     .collect()
@@ -174,6 +183,9 @@ impl ScalarUDFImpl for DumnScore {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let scorer = self.scorer()?;
+        if self.output == Output::Version {
+            return Ok(DataType::Utf8);
+        }
         let columns = scorer.input_columns();
         if arg_types.len() != columns.len() {
             return plan_err!(
@@ -203,11 +215,17 @@ impl ScalarUDFImpl for DumnScore {
         Ok(match self.output {
             Output::Both => score_type(),
             Output::Ctr | Output::Dislike => DataType::Float32,
+            Output::Version => DataType::Utf8,
         })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scorer = self.scorer()?;
+        if self.output == Output::Version {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                scorer.model_version().to_string(),
+            ))));
+        }
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
         let scored = self.recent.get_or_score(&arrays, || {
             let schema = Schema::new(
@@ -234,6 +252,7 @@ impl ScalarUDFImpl for DumnScore {
         let out: ArrayRef = match self.output {
             Output::Ctr => Arc::new(ctr()),
             Output::Dislike => Arc::new(dislike()),
+            Output::Version => unreachable!("answered above"),
             Output::Both => {
                 let DataType::Struct(fields) = score_type() else {
                     unreachable!("score_type is a struct")

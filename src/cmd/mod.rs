@@ -1,6 +1,7 @@
 //! The subcommands, one module each, and what they share: the async runtime, progress
 //! displays and the engine flags.
 
+pub mod cluster;
 pub mod demo;
 pub mod gen;
 pub mod inspect;
@@ -18,10 +19,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use dumn::session::{parse_memory, EngineOptions};
 
-/// Runs an async subcommand on a multi-threaded runtime.
+/// Runs an async subcommand on a multi-threaded runtime. Its threads get 32 MB stacks, as
+/// in Ballista's own binaries: encoding and decoding a deep query plan recurses.
 pub fn block_on<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(32 << 20)
         .build()?
         .block_on(f)
 }

@@ -147,13 +147,26 @@ impl ModelArgs {
     }
 }
 
+/// `--cluster`: where the queries run.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Send the queries to the Ballista cluster whose scheduler is at URL (`host:port` or
+    /// `df://host:port`; see `dumn scheduler`). Its processes must serve the job's model
+    /// and reach the job's data and output under the same names (on several machines:
+    /// s3://). Default: run in this process.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+}
+
 /// A session ready to score a job's day: the model registered behind `dumn_score`,
 /// `dumn_ctr` and `dumn_dislike`, the input tables checked, and the views `feedback` and
-/// `scoring_input` defined as of `date`.
+/// `scoring_input` defined as of `date`. On a cluster the candidates ordered by user are
+/// written to `scratch`, under the job's output root, which [`Scoring::close`] removes.
 pub struct Scoring {
     pub ctx: SessionContext,
     pub scorer: Arc<Scorer>,
     pub checks: Preflight,
+    scratch: Option<Location>,
 }
 
 impl Scoring {
@@ -162,20 +175,73 @@ impl Scoring {
         date: NaiveDate,
         model: &ModelArgs,
         engine: &EngineArgs,
+        cluster: &ClusterArgs,
     ) -> Result<Scoring> {
         let scorer = model.scorer(&job.model, Some(job)).await?;
-        let ctx = session::context(&engine.options())?;
-        udfs::register_model(&ctx, Some(scorer.clone()));
+        let local = session::context(&engine.options())?;
+        let (ctx, scratch) = match &cluster.cluster {
+            Some(url) => {
+                let ctx = dumn::cluster::connect(&local, url, Some(scorer.clone())).await?;
+                let run = format!(
+                    "{date}-{}-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+                    std::process::id()
+                );
+                let scratch = Location::parse(&job.out)?.join("_scratch").join(&run);
+                (ctx, Some(scratch))
+            }
+            None => {
+                udfs::register_model(&local, Some(scorer.clone()));
+                (local, None)
+            }
+        };
+        let opened = Self::define(job, date, &ctx, &scorer, scratch.as_ref()).await;
+        match opened {
+            Ok(checks) => Ok(Scoring {
+                ctx,
+                scorer,
+                checks,
+                scratch,
+            }),
+            Err(e) => {
+                if let Some(s) = &scratch {
+                    let _ = storage::remove_all(s).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes what the session wrote besides its outputs (on a cluster, the scratch
+    /// folder).
+    pub async fn close(self) {
+        if let Some(s) = &self.scratch {
+            let _ = storage::remove_all(s).await;
+        }
+    }
+
+    async fn define(
+        job: &Job,
+        date: NaiveDate,
+        ctx: &SessionContext,
+        scorer: &Scorer,
+        scratch: Option<&Location>,
+    ) -> Result<Preflight> {
         let params = Params::new()
             .seq_len(scorer.manifest().config.seq_len as usize)?
             .cutoff(date.and_hms_opt(0, 0, 0).expect("midnight"));
         let last = job.sql.as_deref().map(Script::from_file).transpose()?;
+        let scratch = match scratch {
+            Some(s) => pipeline::Scratch::At(s.clone()),
+            None => pipeline::Scratch::Temporary,
+        };
         let (df, checks) = pipeline::prepare(
-            &ctx,
+            ctx,
             &job.inputs()?,
             Output::Scoring,
             last.as_ref(),
             &params,
+            &scratch,
         )
         .await?;
         let have: Vec<String> = df
@@ -196,11 +262,7 @@ impl Scoring {
                 have.join(", ")
             );
         }
-        Ok(Scoring {
-            ctx,
-            scorer,
-            checks,
-        })
+        Ok(checks)
     }
 }
 
@@ -216,6 +278,8 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 fn quoted(name: &str) -> String {
@@ -237,21 +301,47 @@ pub async fn run(args: RunArgs) -> Result<()> {
     storage::check_writable(&ranking_at).await?;
 
     let started = Instant::now();
-    let scored_at = chrono::Utc::now();
+    let scoring = Scoring::open(&job, date, &args.model, &args.engine, &args.cluster).await?;
+    let result = score_day(
+        &job,
+        date,
+        (&scores_at, &ranking_at),
+        &scoring,
+        &args.cluster,
+        started,
+    )
+    .await;
+    scoring.close().await;
+    result
+}
+
+/// Writes and publishes the day's tables from an open [`Scoring`] session.
+async fn score_day(
+    job: &Job,
+    date: NaiveDate,
+    (scores_at, ranking_at): (&Location, &Location),
+    scoring: &Scoring,
+    cluster: &ClusterArgs,
+    started: Instant,
+) -> Result<()> {
     let Scoring {
         ctx,
         scorer,
         checks,
-    } = Scoring::open(&job, date, &args.model, &args.engine).await?;
+        ..
+    } = scoring;
+    let scored_at = chrono::Utc::now();
     for w in &checks.warnings {
         eprintln!("warning: {w}");
     }
-    storage::register(&ctx, &out)?;
     let version = scorer.model_version().to_string();
     let candidates = checks.rows.get("candidates").copied().unwrap_or(0);
     println!(
         "scoring {candidates} candidates for {date} with model {version} on {}",
-        describe(scorer.device())
+        match &cluster.cluster {
+            Some(url) => format!("the cluster at {url}"),
+            None => describe(scorer.device()),
+        }
     );
 
     // The score table.
@@ -288,14 +378,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
         Some(p) => Script::from_file(p)?,
         None => pipeline::scores(),
     };
-    scores_sql.run(&ctx, &params).await?;
+    scores_sql.run(ctx, &params).await?;
     let df = ctx
         .table("scores")
         .await
         .with_context(|| format!("{} must define the view `scores`", scores_sql.name))?;
     let bar = row_bar("candidates scored", candidates);
     let progress = bar.clone();
-    let scores = stage_parquet(df, &scores_at, move |n| progress.set_position(n)).await;
+    let scores = stage_parquet(df, scores_at, move |n| progress.set_position(n)).await;
     bar.finish_and_clear();
     let scores = scores?;
     let scoring_secs = started.elapsed().as_secs_f64();
@@ -303,17 +393,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // The ranking table, from the scores just written.
     let ranked = async {
         ctx.deregister_table("scores")?;
-        contract::register(&ctx, "scores", &scores.staging).await?;
+        contract::register(ctx, "scores", &scores.staging).await?;
         let ranking_sql = match &job.ranking_sql {
             Some(p) => Script::from_file(p)?,
             None => pipeline::ranking(),
         };
-        ranking_sql.run(&ctx, &params).await?;
+        ranking_sql.run(ctx, &params).await?;
         let df = ctx
             .table("ranking")
             .await
             .with_context(|| format!("{} must define the view `ranking`", ranking_sql.name))?;
-        stage_parquet(df, &ranking_at, |_| {}).await
+        stage_parquet(df, ranking_at, |_| {}).await
     }
     .await;
     let ranking = match ranked {
@@ -335,7 +425,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             "top_k": job.top_k,
         })
     };
-    let scored = scores.publish(&scores_at, marker("scores")).await;
+    let scored = scores.publish(scores_at, marker("scores")).await;
     let scored = match scored {
         Ok(s) => s,
         Err(e) => {
@@ -343,20 +433,29 @@ pub async fn run(args: RunArgs) -> Result<()> {
             return Err(e);
         }
     };
-    let ranked = ranking.publish(&ranking_at, marker("ranking")).await?;
+    let ranked = ranking.publish(ranking_at, marker("ranking")).await?;
 
     let secs = started.elapsed().as_secs_f64();
+    let rate = scored.rows as f64 / scoring_secs;
     let stats = scorer.stats();
-    println!(
-        "scored {} candidates in {scoring_secs:.2}s ({:.0} candidates/s end to end; model {:.2}s \
-         in {} forward passes, {:.1} candidates per pass, {:.1} per user step)",
-        scored.rows,
-        scored.rows as f64 / scoring_secs,
-        stats.model_time.as_secs_f64(),
-        stats.calls,
-        stats.rows as f64 / stats.calls.max(1) as f64,
-        stats.rows as f64 / stats.users.max(1) as f64
-    );
+    if cluster.cluster.is_some() {
+        // The model ran in the executors; this process only planned and wrote.
+        println!(
+            "scored {} candidates in {scoring_secs:.2}s ({rate:.0} candidates/s end to end, on \
+             the cluster)",
+            scored.rows
+        );
+    } else {
+        println!(
+            "scored {} candidates in {scoring_secs:.2}s ({rate:.0} candidates/s end to end; \
+             model {:.2}s in {} forward passes, {:.1} candidates per pass, {:.1} per user step)",
+            scored.rows,
+            stats.model_time.as_secs_f64(),
+            stats.calls,
+            stats.rows as f64 / stats.calls.max(1) as f64,
+            stats.rows as f64 / stats.users.max(1) as f64
+        );
+    }
     println!("wrote {} score rows to {scores_at}", scored.rows);
     println!(
         "wrote {} ranking rows (top {}, p_dislike <= {}) to {ranking_at}",

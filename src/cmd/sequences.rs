@@ -84,8 +84,15 @@ pub async fn run(args: SequencesArgs) -> Result<()> {
     }
 
     let ctx = session::context(&args.engine.options())?;
-    let (df, checks) =
-        pipeline::prepare(&ctx, &inputs, args.output, last.as_ref(), &params).await?;
+    let (df, checks) = pipeline::prepare(
+        &ctx,
+        &inputs,
+        args.output,
+        last.as_ref(),
+        &params,
+        &pipeline::Scratch::Temporary,
+    )
+    .await?;
     for w in &checks.warnings {
         eprintln!("warning: {w}");
     }
@@ -102,7 +109,6 @@ pub async fn run(args: SequencesArgs) -> Result<()> {
             .as_deref()
             .context("give --out LOCATION (or --explain to see the plan)")?,
     )?;
-    storage::register(&ctx, &out)?;
     let started = Instant::now();
     let bar = row_spinner(&format!("{} rows", args.output.view()));
     let progress = bar.clone();

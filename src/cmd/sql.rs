@@ -4,7 +4,8 @@
 //! statement ends with `;`). Tables come from `--table NAME=LOCATION` and, with `--job`,
 //! from a scoring job (its inputs, its model, and the views `feedback` and
 //! `scoring_input` as of `--date`). Results print as tables; `COPY (…) TO 'LOCATION'`
-//! writes them (note that COPY adds files: write each result to a fresh location).
+//! writes them (note that COPY adds files: write each result to a fresh location). With
+//! `--cluster URL` the statements run on a Ballista cluster (`src/cluster.rs`).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -18,10 +19,9 @@ use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
 
 use dumn::contract::Inputs;
-use dumn::storage::{self, Location};
 use dumn::{session, udfs};
 
-use super::run::{Job, ModelArgs, Scoring};
+use super::run::{ClusterArgs, Job, ModelArgs, Scoring};
 use super::EngineArgs;
 
 #[derive(Args)]
@@ -58,25 +58,12 @@ pub struct SqlArgs {
     pub model_args: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-/// Registers the store of every `s3://bucket` that `sql` names (a URL table, a COPY target).
-fn register_buckets(ctx: &SessionContext, sql: &str) -> Result<()> {
-    for (i, _) in sql.match_indices("s3://") {
-        let rest = &sql[i + 5..];
-        let end = rest
-            .find(|c: char| c == '/' || c == '\'' || c == '"' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        if end > 0 {
-            storage::register(ctx, &Location::parse(&format!("s3://{}", &rest[..end]))?)?;
-        }
-    }
-    Ok(())
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Runs each statement of `sql` and prints its result.
 async fn run_statements(ctx: &SessionContext, sql: &str, max_rows: usize) -> Result<()> {
-    register_buckets(ctx, sql)?;
     let statements = DFParser::parse_sql(sql).context("cannot parse the SQL")?;
     let state = ctx.state();
     for statement in statements {
@@ -151,41 +138,55 @@ async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
 }
 
 pub async fn run(args: SqlArgs) -> Result<()> {
-    let ctx = match &args.job {
+    match &args.job {
         Some(path) => {
             let mut job = Job::read(path)?;
             if let Some(m) = &args.model {
                 job.model = m.clone();
             }
             let date = job.date(args.date.as_deref())?;
-            let s = Scoring::open(&job, date, &args.model_args, &args.engine).await?;
+            let s =
+                Scoring::open(&job, date, &args.model_args, &args.engine, &args.cluster).await?;
             for w in &s.checks.warnings {
                 eprintln!("warning: {w}");
             }
-            s.ctx
+            let result = statements(&args, &s.ctx).await;
+            s.close().await;
+            result
         }
         None => {
-            let ctx = session::context(&args.engine.options())?;
-            if let Some(m) = &args.model {
-                let scorer = args.model_args.scorer(m, None).await?;
-                udfs::register_model(&ctx, Some(scorer));
-            }
-            ctx
+            let local = session::context(&args.engine.options())?;
+            let scorer = match &args.model {
+                Some(m) => Some(args.model_args.scorer(m, None).await?),
+                None => None,
+            };
+            let ctx = match &args.cluster.cluster {
+                Some(url) => dumn::cluster::connect(&local, url, scorer).await?,
+                None => {
+                    udfs::register_model(&local, scorer);
+                    local
+                }
+            };
+            statements(&args, &ctx).await
         }
-    };
+    }
+}
+
+/// Registers the --table tables and runs the statements of -c, -f or the prompt.
+async fn statements(args: &SqlArgs, ctx: &SessionContext) -> Result<()> {
     Inputs::from_flags(None, &args.tables, None)?
-        .register(&ctx, &[])
+        .register(ctx, &[])
         .await?;
     match (&args.command, &args.file) {
-        (Some(sql), _) => run_statements(&ctx, sql, args.max_rows).await,
+        (Some(sql), _) => run_statements(ctx, sql, args.max_rows).await,
         (None, Some(path)) => {
             let sql = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the SQL file {}", path.display()))?;
             if sql.trim().is_empty() {
                 bail!("{} holds no SQL", path.display());
             }
-            run_statements(&ctx, &sql, args.max_rows).await
+            run_statements(ctx, &sql, args.max_rows).await
         }
-        (None, None) => prompt(&ctx, args.max_rows).await,
+        (None, None) => prompt(ctx, args.max_rows).await,
     }
 }

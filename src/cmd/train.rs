@@ -165,8 +165,15 @@ async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
     let last = s.sql.as_deref().map(Script::from_file).transpose()?;
     let params = Params::new().seq_len(s.seq_len.unwrap_or(100))?;
     let ctx = session::context(&engine.options())?;
-    let (df, checks) =
-        pipeline::prepare(&ctx, &inputs, Output::Training, last.as_ref(), &params).await?;
+    let (df, checks) = pipeline::prepare(
+        &ctx,
+        &inputs,
+        Output::Training,
+        last.as_ref(),
+        &params,
+        &pipeline::Scratch::Temporary,
+    )
+    .await?;
     for w in &checks.warnings {
         eprintln!("warning: {w}");
     }

@@ -213,7 +213,15 @@ pub async fn build_output(
     out: &Path,
 ) -> anyhow::Result<(dumn::output::WriteSummary, Vec<String>)> {
     let ctx = dumn::session::context(&dumn::session::EngineOptions::default())?;
-    let (df, checks) = dumn::pipeline::prepare(&ctx, inputs, output, None, params).await?;
+    let (df, checks) = dumn::pipeline::prepare(
+        &ctx,
+        inputs,
+        output,
+        None,
+        params,
+        &dumn::pipeline::Scratch::Temporary,
+    )
+    .await?;
     let loc = dumn::storage::Location::Local(out.to_path_buf());
     let summary = dumn::output::write_parquet(df, &loc, serde_json::json!({}), |_| {}).await?;
     Ok((summary, checks.warnings))
