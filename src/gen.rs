@@ -12,11 +12,18 @@
 //! - **accidental clicks**: 5% of impressions that would not be clicked are clicked anyway,
 //!   whatever the topic, and half of them are followed by a dislike within a minute — click
 //!   noise that the dislike sequence can explain away;
+//! - a **regretted topic**: clickbait that the user clicks eagerly at first, and regrets:
+//!   40% of those clicks are followed by a dislike, and each dislike lowers the topic's
+//!   appeal for good. The click history keeps the early clicks long after the user has
+//!   turned away from the topic; the dislike and unclick sequences show that they did, the
+//!   click sequence alone does not;
 //! - profile columns: `region` equals the primary taste 60% of the time (informative),
 //!   `age_band` and `device` are noise; item popularity within a topic is skewed.
 //!
 //! The click logit of an impression of an item of topic `k` and popularity `p ∈ [0, 1]` is
-//! `−2 + 2·[k primary] + 1.2·[k secondary] + 1.5·[k current] − 3·[k hated] + 0.8·p`.
+//! `−2 + 2·[k primary] + 1.2·[k secondary] + 1.5·[k current] − 3·[k hated] + 0.8·p
+//!  + a·[k regretted]`, where the appeal `a = max(3 − 1.5·r, −2)` falls with `r`, the
+//! dislikes the user has given the regretted topic so far.
 //!
 //! Tables written under the output folder, one sub-folder each, Parquet:
 //! `users(user_id, age_band, region, device)`, `items(item_id, category, brand)`,
@@ -116,6 +123,12 @@ pub struct GenSummary {
 
 const NEW_USER_RATE: f64 = 0.05;
 const ACCIDENTAL_CLICK_RATE: f64 = 0.05;
+/// The regretted topic's appeal before any regret, what each regret takes off, its floor,
+/// and the share of its clicks that are regretted (followed by a dislike).
+const REGRET_APPEAL: f64 = 3.0;
+const REGRET_STEP: f64 = 1.5;
+const REGRET_FLOOR: f64 = -2.0;
+const REGRET_RATE: f64 = 0.4;
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, None)
@@ -135,6 +148,7 @@ struct Taste {
     primary: usize,
     secondary: usize,
     hated: usize,
+    regretted: usize,
 }
 
 /// Column builders for one chunk of users.
@@ -266,10 +280,12 @@ fn generate_chunk(cfg: &GenConfig, first: usize, count: usize) -> Chunk {
         let primary = rng.random_range(0..n_topics);
         let secondary = topic_except(&mut rng, n_topics, &[primary]);
         let hated = topic_except(&mut rng, n_topics, &[primary, secondary]);
+        let regretted = topic_except(&mut rng, n_topics, &[primary, secondary, hated]);
         let taste = Taste {
             primary,
             secondary,
             hated,
+            regretted,
         };
         let region = if rng.random::<f64>() < 0.6 {
             primary as i64
@@ -292,11 +308,12 @@ fn generate_chunk(cfg: &GenConfig, first: usize, count: usize) -> Chunk {
             .map(|_| start_us + rng.random_range(0..span_us))
             .collect();
         times.sort_unstable();
-        let mut current = topic_except(&mut rng, n_topics, &[hated]);
+        let mut current = topic_except(&mut rng, n_topics, &[hated, regretted]);
         let drift = 3.0 / n.max(1) as f64;
+        let mut regrets = 0.0;
         for &ts in &times {
             if rng.random::<f64>() < drift {
-                current = topic_except(&mut rng, n_topics, &[hated, current]);
+                current = topic_except(&mut rng, n_topics, &[hated, regretted, current]);
             }
             let topic = pick_topic(&mut rng, &taste, current, n_topics);
             let rank = skewed_rank(&mut rng, cfg.items_per_topic);
@@ -307,7 +324,9 @@ fn generate_chunk(cfg: &GenConfig, first: usize, count: usize) -> Chunk {
                 + 1.2 * f64::from(topic == taste.secondary)
                 + 1.5 * f64::from(topic == current)
                 - 3.0 * f64::from(topic == taste.hated)
-                + 0.8 * popularity;
+                + 0.8 * popularity
+                + f64::from(topic == taste.regretted)
+                    * (REGRET_APPEAL - REGRET_STEP * regrets).max(REGRET_FLOOR);
             let genuine = rng.random::<f64>() < sigmoid(logit);
             let accidental = !genuine && rng.random::<f64>() < ACCIDENTAL_CLICK_RATE;
             c.impressions.0.append_value(user);
@@ -325,7 +344,11 @@ fn generate_chunk(cfg: &GenConfig, first: usize, count: usize) -> Chunk {
                     c.action(user, item, ts + rng.random_range(10..300) * 1_000_000, name);
                 }
             }
-            if accidental && rng.random::<f64>() < 0.5 {
+            if genuine && topic == taste.regretted && rng.random::<f64>() < REGRET_RATE {
+                let name = ["dislike", "hate"][rng.random_range(0..2)];
+                c.action(user, item, ts + rng.random_range(30..600) * 1_000_000, name);
+                regrets += 1.0;
+            } else if accidental && rng.random::<f64>() < 0.5 {
                 let name = ["dislike", "hate"][rng.random_range(0..2)];
                 c.action(user, item, ts + rng.random_range(5..60) * 1_000_000, name);
             } else if topic == taste.hated && rng.random::<f64>() < 0.2 {
@@ -351,13 +374,15 @@ fn generate_chunk(cfg: &GenConfig, first: usize, count: usize) -> Chunk {
     c
 }
 
-/// The topic of a shown item: the taste, the current topic, the hated one, or any.
+/// The topic of a shown item: the taste, the current topic, the hated one, the regretted
+/// one, or any.
 fn pick_topic(rng: &mut StdRng, taste: &Taste, current: usize, topics: usize) -> usize {
     match rng.random::<f64>() {
         x if x < 0.25 => taste.primary,
         x if x < 0.35 => taste.secondary,
-        x if x < 0.60 => current,
-        x if x < 0.70 => taste.hated,
+        x if x < 0.55 => current,
+        x if x < 0.65 => taste.hated,
+        x if x < 0.80 => taste.regretted,
         _ => rng.random_range(0..topics),
     }
 }

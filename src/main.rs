@@ -31,8 +31,9 @@ enum Command {
     /// Write a synthetic raw-log dataset (impressions, actions, users, items, candidates).
     ///
     /// The data has the structure the model is meant to find planted in it: a long-term
-    /// taste per user, short-term drift, accidental clicks followed by dislikes, and
-    /// informative likes and dislikes (see src/gen.rs). Deterministic for a --seed.
+    /// taste per user, short-term drift, accidental clicks followed by dislikes, a
+    /// regretted clickbait topic, and informative likes and dislikes (see src/gen.rs).
+    /// Deterministic for a --seed.
     Gen(cmd::gen::GenArgs),
     /// Build the model's input from raw logs with the SQL in sql/, and write it as Parquet.
     ///
