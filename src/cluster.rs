@@ -127,7 +127,9 @@ pub async fn executor(opts: ExecutorOptions, scorer: Arc<Scorer>) -> Result<()> 
         ),
         scheduler_host: opts.scheduler_host.clone(),
         scheduler_port: opts.scheduler_port,
-        // Wait for a scheduler that is still starting (a minute), instead of failing.
+        // Keep trying to reach a scheduler that is still starting, instead of failing at
+        // once. (Ballista 55 measures this timeout from a fresh `Instant` on every try, so
+        // in effect it retries until the scheduler answers.)
         scheduler_connect_timeout_seconds: 60,
         vcores: opts.concurrent_tasks,
         work_dir,

@@ -31,7 +31,8 @@ pub struct ExecutorArgs {
     /// The model artifact to score with (local path or s3://): the scheduler's.
     #[arg(long, value_name = "LOCATION")]
     pub model: String,
-    /// The scheduler, HOST:PORT (an executor started before it waits up to a minute).
+    /// The scheduler, HOST:PORT. An executor started before its scheduler keeps trying to
+    /// reach it, every half second.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
     pub scheduler: String,
     /// Address for the data service (Arrow Flight), which other executors and the client
