@@ -111,7 +111,8 @@ fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
     std::fs::write(
         &job,
         format!(
-            "data = {:?}\nout = {:?}\nepochs = 2\nbatch_size = 128\nseed = 4\n",
+            "data = {:?}\nout = {:?}\nepochs = 2\nbatch_size = 128\nseed = 4\n\
+             memory_slots = 8\nslot_dim = 4\ncontroller_dim = 16\n",
             data, model
         ),
     )
@@ -139,6 +140,18 @@ fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
     assert_eq!(
         report["variant"], "BASE_DIN",
         "the flag overrides the job file's default"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("manifest.json")).unwrap()).unwrap();
+    let config = &manifest["config"];
+    assert_eq!(
+        (
+            &config["mem_slots"],
+            &config["slot_dim"],
+            &config["ffn_dim"]
+        ),
+        (&8.into(), &4.into(), &16.into()),
+        "the job file's memory sizes reach the model"
     );
     let best = report["result"]["best_epoch"].as_u64().unwrap();
     let epochs = report["result"]["epochs"].as_array().unwrap();

@@ -65,6 +65,15 @@ pub struct TrainSettings {
     /// T, the longest sequence (paper: 100).
     #[arg(long)]
     pub seq_len: Option<usize>,
+    /// m, slots per user memory (paper: 256).
+    #[arg(long, value_name = "M")]
+    pub memory_slots: Option<i64>,
+    /// Z, the size of a memory slot (paper: 64).
+    #[arg(long, value_name = "Z")]
+    pub slot_dim: Option<i64>,
+    /// Hidden units of the memory controller, eq. 8 (paper: 512).
+    #[arg(long, value_name = "N")]
+    pub controller_dim: Option<i64>,
     /// Rows shuffled together while streaming the train split.
     #[arg(long)]
     pub shuffle_buffer: Option<usize>,
@@ -106,6 +115,9 @@ impl TrainSettings {
             batch_size,
             learning_rate,
             seq_len,
+            memory_slots,
+            slot_dim,
+            controller_dim,
             shuffle_buffer,
             valid_from,
             test_from,
@@ -288,6 +300,9 @@ async fn train_one(
     if let Some(lr) = s.learning_rate {
         config.learning_rate = lr;
     }
+    config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
+    config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
+    config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
     config.ablation = ablation;
     let mut model = Dumn::new(config, device)?;
     println!(
