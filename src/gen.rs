@@ -21,8 +21,8 @@
 //!   `age_band` and `device` are noise; item popularity within a topic is skewed.
 //!
 //! The click logit of an impression of an item of topic `k` and popularity `p ∈ [0, 1]` is
-//! `−2 + 2·[k primary] + 1.2·[k secondary] + 1.5·[k current] − 3·[k hated] + 0.8·p
-//!  + a·[k regretted]`, where the appeal `a = max(3 − 1.5·r, −2)` falls with `r`, the
+//! `−2 + 2·[k primary] + 1.2·[k secondary] + 1.5·[k current] − 3·[k hated] + 0.8·p +
+//! a·[k regretted]`, where the appeal `a = max(3 − 1.5·r, −2)` falls with `r`, the
 //! dislikes the user has given the regretted topic so far.
 //!
 //! Tables written under the output folder, one sub-folder each, Parquet:
