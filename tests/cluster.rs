@@ -1,5 +1,6 @@
 //! A Ballista cluster of dumn processes on 127.0.0.1 (one scheduler, two executors)
-//! scores a job exactly as one process does.
+//! scores a job exactly as one process does, with local files and with every location in
+//! a bucket of a real S3-compatible server.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::data::*;
+use common::s3::S3Server;
 use common::scoring::*;
 use dumn::artifact;
 
@@ -28,18 +30,23 @@ struct Cluster {
     url: String,
     children: Vec<Child>,
     logs: Vec<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
-    /// A scheduler and `executors` executors serving `model`, each executor running two
-    /// tasks at a time; returns once every executor has registered.
-    fn start(dir: &Path, model: &Path, executors: usize) -> Cluster {
+    /// A scheduler and `executors` executors serving `model` (a local path or s3://), with
+    /// `env`, each executor running two tasks at a time; returns once every executor has
+    /// registered.
+    fn start(dir: &Path, model: &str, executors: usize, env: &[(&str, String)]) -> Cluster {
         let port = free_port();
-        let model = model.to_str().unwrap();
         let mut cluster = Cluster {
             url: format!("127.0.0.1:{port}"),
             children: Vec::new(),
             logs: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         };
         let bind = format!("127.0.0.1:{port}");
         cluster.spawn(
@@ -100,6 +107,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_dumn"))
             .args(args)
             .env("DUMN_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -173,7 +181,7 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
     let (ok, text) = run_dumn(&["run", single.to_str().unwrap()], &[]);
     assert!(ok, "single-process run failed:\n{text}");
 
-    let cluster = Cluster::start(fx.dir.path(), &fx.path("model"), 2);
+    let cluster = Cluster::start(fx.dir.path(), fx.path("model").to_str().unwrap(), 2, &[]);
     let (ok, text) = run_dumn(
         &[
             "run",
@@ -270,4 +278,78 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
         text.contains("serves model") && text.contains(&version),
         "{text}"
     );
+}
+
+/// Copies the folder `from` to `to`, file by file.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_cluster_reads_its_model_and_data_from_s3_and_writes_there() {
+    let fx = Fixture::new(10);
+    let server = S3Server::start(&["dumn"]);
+    let env = server.env();
+    // The raw logs and the model, as objects of the bucket (s3s-fs keeps objects as files).
+    copy_dir(&fx.path("data"), &server.root.path().join("dumn/raw"));
+    copy_dir(&fx.path("model"), &server.root.path().join("dumn/model"));
+    let local = fx.job("local.toml", "");
+    let remote = fx.job(
+        "s3.toml",
+        "data = \"s3://dumn/raw\"\nmodel = \"s3://dumn/model\"\nout = \"s3://dumn/out\"",
+    );
+    let (ok, text) = run_dumn(&["run", local.to_str().unwrap()], &[]);
+    assert!(ok, "{text}");
+
+    // Every process loads the model from the bucket itself.
+    let cluster = Cluster::start(fx.dir.path(), "s3://dumn/model", 2, &env);
+    let (ok, text) = run_dumn(
+        &["run", remote.to_str().unwrap(), "--cluster", &cluster.url],
+        &env,
+    );
+    assert!(ok, "{text}\n{}", cluster.all_logs());
+
+    let day = format!("dt={}", fx.date());
+    let a = scores(&fx.day("scores"));
+    let b = scores(&server.root.path().join(format!("dumn/out/scores/{day}")));
+    assert_eq!(a.len(), fx.gen.users * 10);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.0, x.1), (y.0, y.1), "the same candidates");
+        assert!(
+            (x.2 - y.2).abs() <= 1e-6 && (x.3 - y.3).abs() <= 1e-6,
+            "{x:?} vs {y:?}"
+        );
+    }
+    assert!(server
+        .root
+        .path()
+        .join(format!("dumn/out/ranking/{day}/_SUCCESS"))
+        .is_file());
+    // The scratch objects the executors read are gone (s3s-fs may keep empty folders).
+    let scratch = server.root.path().join("dumn/out/_scratch");
+    let mut left = Vec::new();
+    if scratch.is_dir() {
+        let mut stack = vec![scratch];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    left.push(p);
+                }
+            }
+        }
+    }
+    assert!(left.is_empty(), "scratch objects left: {left:?}");
 }
