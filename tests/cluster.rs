@@ -16,6 +16,9 @@ use common::s3::S3Server;
 use common::scoring::*;
 use dumn::artifact;
 
+/// One cluster at a time: the two tests' six processes at once would share two cores.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -167,6 +170,7 @@ fn ranking(dir: &Path) -> HashMap<(i64, i64), i64> {
 
 #[test]
 fn a_local_cluster_scores_the_demo_job_like_one_process() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let fx = Fixture::new(20);
     // The demo job's settings (jobs/demo.toml), one output root per run.
     let settings = "batch_size = 2048\ntop_k = 20\ndislike_threshold = 0.5";
@@ -296,6 +300,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn a_cluster_reads_its_model_and_data_from_s3_and_writes_there() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let fx = Fixture::new(10);
     let server = S3Server::start(&["dumn"]);
     let env = server.env();
