@@ -7,9 +7,7 @@
 # Usage: ci/bench-cluster.sh   (DUMN_BENCH_DIR: scratch folder, default /tmp/dumn-bench-cluster)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-dumn_prepare
-cargo build --release --bin dumn
-BIN="$CARGO_TARGET_DIR/release/dumn"
+dumn_release_binary
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-cluster}"
 DATE="2026-11-15"
 TASKS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))

@@ -13,14 +13,8 @@
 #   DUMN_BENCH_SIZES: which sizes to run (default "1m 4m")
 set -euo pipefail
 DEVICE="${1:-cpu}"
-if [ -z "${DUMN_BIN:-}" ]; then
-  source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-  dumn_prepare
-  cargo build --release --bin dumn
-  BIN="$CARGO_TARGET_DIR/release/dumn"
-else
-  BIN="$DUMN_BIN"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+dumn_release_binary
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-score}"
 mkdir -p "$WORK"
 DATE="2026-11-15"

@@ -8,16 +8,10 @@
 set -euo pipefail
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-train}"
 DEVICE="${DUMN_BENCH_DEVICE:-cpu}"
-if [ -z "${DUMN_BIN:-}" ]; then
-  source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-  dumn_prepare
-  cargo build --release --bin dumn
-  BIN="$CARGO_TARGET_DIR/release/dumn"
-  PYTHON="$DUMN_VENV/bin/python"
-else
-  BIN="$DUMN_BIN"
-  PYTHON=python3
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+dumn_release_binary
+PYTHON="$DUMN_VENV/bin/python"
+[ -x "$PYTHON" ] || PYTHON=python3
 [ -f "$WORK/data/_SUCCESS" ] || "$BIN" gen "$WORK/data" --users 2000 --impressions-per-user 80
 echo "training throughput, $(date -u +%F), $(nproc) cores, device $DEVICE"
 printf "%-14s %12s\n" variant "examples/s"

@@ -33,3 +33,15 @@ dumn_prepare() {
   dumn_libtorch_env
   cd "$DUMN_ROOT"
 }
+
+# Sets BIN to the release dumn binary: $DUMN_BIN when given (a prebuilt one, as on a
+# borrowed GPU machine, where nothing can be built), else built here after dumn_prepare.
+dumn_release_binary() {
+  if [ -n "${DUMN_BIN:-}" ]; then
+    BIN="$DUMN_BIN"
+  else
+    dumn_prepare
+    cargo build --release --bin dumn
+    BIN="$CARGO_TARGET_DIR/release/dumn"
+  fi
+}

@@ -42,10 +42,12 @@ use crate::udfs;
 /// session it opens for a client has dumn's functions, the model's backed by `scorer`,
 /// and resolves `s3://` through [`Stores`].
 pub async fn scheduler(bind: SocketAddr, external_host: &str, scorer: Arc<Scorer>) -> Result<()> {
+    // One registry for every session, so each bucket's store is configured once.
+    let stores = Stores::registry();
     let session_builder = move |config: SessionConfig| {
         let base = default_session_builder(config)?;
         let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Stores::registry())
+            .with_object_store_registry(stores.clone())
             .build_arc()?;
         let mut state = SessionStateBuilder::new_from_existing(base)
             .with_runtime_env(runtime)
@@ -116,6 +118,8 @@ pub async fn executor(opts: ExecutorOptions, scorer: Arc<Scorer>) -> Result<()> 
             .insert(u.name().to_string(), Arc::new(u));
     }
     let work_dir = opts.work_dir.clone();
+    // One registry for every task's runtime, so each bucket's store is configured once.
+    let stores = Stores::registry();
     let config = ExecutorProcessConfig {
         bind_host: opts.bind.ip().to_string(),
         port: opts.bind.port(),
@@ -135,8 +139,7 @@ pub async fn executor(opts: ExecutorOptions, scorer: Arc<Scorer>) -> Result<()> 
         work_dir,
         override_function_registry: Some(Arc::new(registry)),
         override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
-            let mut runtime =
-                RuntimeEnvBuilder::new().with_object_store_registry(Stores::registry());
+            let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(stores.clone());
             if let Some(dir) = &opts.work_dir {
                 runtime = runtime.with_temp_file_path(dir.clone());
             }

@@ -324,6 +324,15 @@ pub enum Scratch {
     At(Location),
 }
 
+impl Scratch {
+    /// Removes the folder of [`Scratch::At`] (a temporary one goes with its session).
+    pub async fn remove(&self) {
+        if let Scratch::At(folder) = self {
+            let _ = crate::storage::remove_all(folder).await;
+        }
+    }
+}
+
 /// Registers the inputs that `output` reads, runs the pre-flight checks (for the scoring
 /// input also [`crate::contract::check_candidates`], then [`cluster_candidates`] into
 /// `scratch`), and builds the output view (with `last`, or the embedded final step when

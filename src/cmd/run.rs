@@ -166,7 +166,7 @@ pub struct Scoring {
     pub ctx: SessionContext,
     pub scorer: Arc<Scorer>,
     pub checks: Preflight,
-    scratch: Option<Location>,
+    scratch: pipeline::Scratch,
 }
 
 impl Scoring {
@@ -188,15 +188,14 @@ impl Scoring {
                     std::process::id()
                 );
                 let scratch = Location::parse(&job.out)?.join("_scratch").join(&run);
-                (ctx, Some(scratch))
+                (ctx, pipeline::Scratch::At(scratch))
             }
             None => {
                 udfs::register_model(&local, Some(scorer.clone()));
-                (local, None)
+                (local, pipeline::Scratch::Temporary)
             }
         };
-        let opened = Self::define(job, date, &ctx, &scorer, scratch.as_ref()).await;
-        match opened {
+        match Self::define(job, date, &ctx, &scorer, &scratch).await {
             Ok(checks) => Ok(Scoring {
                 ctx,
                 scorer,
@@ -204,9 +203,7 @@ impl Scoring {
                 scratch,
             }),
             Err(e) => {
-                if let Some(s) = &scratch {
-                    let _ = storage::remove_all(s).await;
-                }
+                scratch.remove().await;
                 Err(e)
             }
         }
@@ -215,9 +212,7 @@ impl Scoring {
     /// Removes what the session wrote besides its outputs (on a cluster, the scratch
     /// folder).
     pub async fn close(self) {
-        if let Some(s) = &self.scratch {
-            let _ = storage::remove_all(s).await;
-        }
+        self.scratch.remove().await;
     }
 
     async fn define(
@@ -225,23 +220,19 @@ impl Scoring {
         date: NaiveDate,
         ctx: &SessionContext,
         scorer: &Scorer,
-        scratch: Option<&Location>,
+        scratch: &pipeline::Scratch,
     ) -> Result<Preflight> {
         let params = Params::new()
             .seq_len(scorer.manifest().config.seq_len as usize)?
             .cutoff(date.and_hms_opt(0, 0, 0).expect("midnight"));
         let last = job.sql.as_deref().map(Script::from_file).transpose()?;
-        let scratch = match scratch {
-            Some(s) => pipeline::Scratch::At(s.clone()),
-            None => pipeline::Scratch::Temporary,
-        };
         let (df, checks) = pipeline::prepare(
             ctx,
             &job.inputs()?,
             Output::Scoring,
             last.as_ref(),
             &params,
-            &scratch,
+            scratch,
         )
         .await?;
         let have: Vec<String> = df
