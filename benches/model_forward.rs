@@ -26,7 +26,7 @@ fn history(rng: &mut StdRng) -> History {
     };
     History {
         items: [seq(19), seq(71), seq(4), seq(3)],
-        ts: None,
+        feedback: None,
     }
 }
 

@@ -3,7 +3,9 @@
 //! Contract: a batch of `training_examples` or `scoring_input` rows holds the columns that
 //! the [`FeatureSchema`] names (`user_id` and the user features, `item_id` and the item
 //! features), the four list columns `click_seq`, `unclick_seq`, `like_seq`,
-//! `dislike_seq`, and, for training, the labels `clicked` and `disliked`.
+//! `dislike_seq`, and, for training, the labels `clicked` and `disliked`. The training
+//! SQL also writes `feedback_seq`, all kinds merged by time, for the DUMN_AF ablation;
+//! it is read when present.
 //!
 //! Categorical cells become ids the way training and scoring both see them: integers as
 //! they are, booleans as 0/1, strings by a stable 64-bit hash (FNV-1a), NULL as `None`
@@ -19,6 +21,10 @@ use crate::model::{Example, History, FEEDBACK_KINDS};
 
 /// The sequence column of each feedback kind, in [`History::items`] order.
 pub const SEQUENCE_COLUMNS: [&str; 4] = ["click_seq", "unclick_seq", "like_seq", "dislike_seq"];
+
+/// The optional column of every kind merged by time, which only the all-in-one ablation
+/// (DUMN_AF) reads.
+pub const MERGED_SEQUENCE_COLUMN: &str = "feedback_seq";
 
 /// The columns a model with `schema` reads, in the order its SQL functions take them: the
 /// user fields (`user_id` first), the item fields (`item_id` first), then
@@ -165,6 +171,10 @@ pub fn from_batch(
         (vec![false; n], vec![false; n])
     };
     debug_assert_eq!(FEEDBACK_KINDS.len(), SEQUENCE_COLUMNS.len());
+    let mut feedback = match batch.column_by_name(MERGED_SEQUENCE_COLUMN) {
+        Some(_) => Some(id_lists(batch, MERGED_SEQUENCE_COLUMN)?.into_iter()),
+        None => None,
+    };
     let mut seqs: Vec<std::vec::IntoIter<Vec<i64>>> =
         seqs.into_iter().map(Vec::into_iter).collect();
     Ok((0..n)
@@ -173,7 +183,7 @@ pub fn from_batch(
             item: items.iter().map(|c| c[r]).collect(),
             history: History {
                 items: std::array::from_fn(|k| seqs[k].next().unwrap_or_default()),
-                ts: None,
+                feedback: feedback.as_mut().and_then(Iterator::next),
             },
             click: clicked[r],
             dislike: disliked[r],

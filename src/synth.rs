@@ -94,15 +94,15 @@ fn history(rng: &mut StdRng, cfg: &SynthConfig, p: &Planted) -> History {
     for _ in 0..rng.random_range(0..3) {
         items[3].push(item_of(rng, cfg, p.hated));
     }
-    // Newest first: timestamps count down from 1_000_000 along each list, interleaved.
-    let ts = std::array::from_fn(|kind| {
-        (0..items[kind].len())
-            .map(|j| 1_000_000 - (j as i64) * 4 - kind as i64)
-            .collect()
-    });
+    // Merged by time: the kinds interleave, the j-th newest of each kind before the
+    // (j+1)-th of any.
+    let longest = items.iter().map(Vec::len).max().unwrap_or(0);
+    let feedback = (0..longest)
+        .flat_map(|j| items.iter().filter_map(move |seq| seq.get(j).copied()))
+        .collect();
     History {
         items,
-        ts: Some(ts),
+        feedback: Some(feedback),
     }
 }
 

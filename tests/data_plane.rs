@@ -66,6 +66,7 @@ fn training_examples_match_the_point_in_time_reference() {
                 .iter()
                 .map(|k| lists(&b, &format!("{k}_seq")))
                 .collect();
+            let merged = lists(&b, "feedback_seq");
             let (region, category) = (i64s(&b, "region"), i64s(&b, "category"));
             for r in 0..b.num_rows() {
                 rows += 1;
@@ -81,6 +82,11 @@ fn training_examples_match_the_point_in_time_reference() {
                     full += usize::from(got.len() == T);
                     empty += usize::from(got.is_empty());
                 }
+                assert_eq!(
+                    merged[r].as_ref().expect("a list, never NULL"),
+                    &reference.merged(user, ts, T),
+                    "feedback_seq of user {user} at {ts}"
+                );
                 assert_eq!(
                     d[r],
                     Some(reference.disliked(user, item, ts)),

@@ -50,11 +50,11 @@ fn masked_softmax_gives_zero_weight_to_padding_and_no_nan_when_empty() {
 fn padded_user_batch(model: &Dumn) -> (UserBatch, Vec<Vec<f32>>) {
     let long = History {
         items: [vec![1, 2, 3, 4, 5], vec![6, 7], vec![8], vec![]],
-        ts: None,
+        feedback: None,
     };
     let short = History {
         items: [vec![9], vec![], vec![], vec![10, 11]],
-        ts: None,
+        feedback: None,
     };
     let ub = UserBatch::new(
         &model.config,

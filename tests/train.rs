@@ -330,3 +330,43 @@ fn a_cpu_run_with_the_same_seed_repeats() {
     }
     assert_eq!(hashes[0], hashes[1], "same seed, same data: same weights");
 }
+
+#[test]
+fn ablate_trains_every_feedback_layout_from_sql_and_prints_one_row_each() {
+    // DUMN_AF reads `feedback_seq`, DUMN_IF two sequences, BASE_FEATURES none: each must
+    // train from the default SQL and get its row in the table.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_into(&data);
+    let out = dir.path().join("models");
+    let variants = ["DUMN_AF", "DUMN_IF", "BASE_FEATURES"];
+    let (ok, text) = dumn(&[
+        "ablate",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--variants",
+        &variants.join(","),
+        "--epochs",
+        "1",
+        "--seq-len",
+        "10",
+        "--memory-slots",
+        "8",
+        "--slot-dim",
+        "4",
+        "--controller-dim",
+        "16",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{text}");
+    for v in variants {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("| {v} |"))),
+            "no table row for {v}: {text}"
+        );
+        assert!(out.join(v).join("manifest.json").exists(), "{v} saved");
+    }
+}

@@ -28,9 +28,9 @@ pub const FEEDBACK_KINDS: [&str; 4] = ["click", "unclick", "like", "dislike"];
 pub struct History {
     /// Item ids per kind: `[click, unclick, like, dislike]`.
     pub items: [Vec<i64>; 4],
-    /// Event times (any monotone unit) per kind, same shape as `items`. Only the all-in-one
-    /// ablation (DUMN_AF) needs them, to merge the four kinds by time.
-    pub ts: Option<[Vec<i64>; 4]>,
+    /// Every kind's items merged by time, newest first (the `feedback_seq` column of
+    /// `sql/training_examples.sql`). Only the all-in-one ablation (DUMN_AF) reads it.
+    pub feedback: Option<Vec<i64>>,
 }
 
 impl History {
@@ -42,25 +42,14 @@ impl History {
             FeedbackMode::ImplicitOnly => self.items[..2].iter().map(cut).collect(),
             FeedbackMode::ClickOnly => vec![cut(&self.items[CLICK])],
             FeedbackMode::NoSequences => vec![Vec::new()],
-            FeedbackMode::AllInOne => {
-                let Some(ts) = &self.ts else {
-                    bail!("the all-in-one ablation (DUMN_AF) needs event timestamps in the history")
-                };
-                let mut all: Vec<(i64, i64)> = Vec::new();
-                for k in 0..4 {
-                    ensure!(
-                        ts[k].len() == self.items[k].len(),
-                        "{} sequence has {} items but {} timestamps",
-                        FEEDBACK_KINDS[k],
-                        self.items[k].len(),
-                        ts[k].len()
-                    );
-                    all.extend(ts[k].iter().copied().zip(self.items[k].iter().copied()));
-                }
-                // Newest first; the sort is stable, so ties keep click < unclick < like < dislike.
-                all.sort_by_key(|e| std::cmp::Reverse(e.0));
-                vec![all.into_iter().take(t).map(|(_, item)| item).collect()]
-            }
+            FeedbackMode::AllInOne => match &self.feedback {
+                Some(all) => vec![cut(all)],
+                None => bail!(
+                    "the all-in-one ablation (DUMN_AF) needs the column `feedback_seq`: every \
+                     kind of feedback merged by time, newest first (sql/training_examples.sql \
+                     writes it; scoring SQL does not, so a DUMN_AF model does not score)"
+                ),
+            },
         })
     }
 }
@@ -262,7 +251,7 @@ mod tests {
     fn history() -> History {
         History {
             items: [vec![1, 2, 3], vec![4], vec![], vec![5, 6]],
-            ts: Some([vec![30, 20, 10], vec![25], vec![], vec![29, 5]]),
+            feedback: Some(vec![1, 5, 4, 2, 3, 6]),
         }
     }
 
@@ -300,12 +289,16 @@ mod tests {
     }
 
     #[test]
-    fn all_in_one_merges_by_time_newest_first() {
+    fn all_in_one_reads_the_merged_sequence_capped_at_t() {
         let h = history();
         let seqs = h.sequences(FeedbackMode::AllInOne, 4).unwrap();
         assert_eq!(seqs, vec![vec![1, 5, 4, 2]]);
-        let no_ts = History { ts: None, ..h };
-        assert!(no_ts.sequences(FeedbackMode::AllInOne, 4).is_err());
+        let unmerged = History {
+            feedback: None,
+            ..h
+        };
+        let err = unmerged.sequences(FeedbackMode::AllInOne, 4).unwrap_err();
+        assert!(err.to_string().contains("feedback_seq"), "{err}");
     }
 
     #[test]

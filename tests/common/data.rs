@@ -183,16 +183,26 @@ impl Reference {
     /// The four sequences of `user` from events strictly before `before`, newest first
     /// (ties: larger item id first), at most `t` each.
     pub fn sequences(&self, user: i64, before: i64, t: usize) -> [Vec<i64>; 4] {
-        let mut out: [Vec<(i64, i64)>; 4] = Default::default();
-        for e in self.events.get(&user).map(Vec::as_slice).unwrap_or(&[]) {
-            if e.ts < before {
-                out[e.kind].push((e.ts, e.item));
-            }
-        }
-        out.map(|mut v| {
-            v.sort_by(|a, b| b.cmp(a));
-            v.into_iter().take(t).map(|(_, item)| item).collect()
-        })
+        std::array::from_fn(|kind| self.newest(user, before, t, |e| e.kind == kind))
+    }
+
+    /// Every kind merged by time (the `feedback_seq` column), with the same rules.
+    pub fn merged(&self, user: i64, before: i64, t: usize) -> Vec<i64> {
+        self.newest(user, before, t, |_| true)
+    }
+
+    fn newest(&self, user: i64, before: i64, t: usize, keep: impl Fn(&Event) -> bool) -> Vec<i64> {
+        let mut v: Vec<(i64, i64)> = self
+            .events
+            .get(&user)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|e| e.ts < before && keep(e))
+            .map(|e| (e.ts, e.item))
+            .collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v.into_iter().take(t).map(|(_, item)| item).collect()
     }
 
     /// Whether `user` disliked `item` at or after `at`.
