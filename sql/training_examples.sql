@@ -7,8 +7,9 @@
 --   click_seq, unclick_seq, like_seq, dislike_seq
 --                the item ids of the user's feedback of each kind strictly before ts,
 --                newest first, at most ${seq_len} each (empty lists when there is none);
---   feedback_seq the same for every kind of feedback merged by time (what the DUMN_AF
---                ablation reads);
+--   feedback_seq the same for every kind of feedback merged by time, when
+--                ${merged_feedback} is TRUE (dumn train sets it for the DUMN_AF ablation,
+--                the only reader); otherwise empty;
 --   every column of `users` (but user_id) and of `items` (but item_id), NULL when the
 --   user or item has no row there.
 --
@@ -31,7 +32,7 @@ sequences AS (
         dumn_history(CASE WHEN kind = 'unclick' THEN item_id END, ts, ${seq_len}) OVER by_time AS unclick_seq,
         dumn_history(CASE WHEN kind = 'like' THEN item_id END, ts, ${seq_len}) OVER by_time AS like_seq,
         dumn_history(CASE WHEN kind = 'dislike' THEN item_id END, ts, ${seq_len}) OVER by_time AS dislike_seq,
-        dumn_history(item_id, ts, ${seq_len}) OVER by_time AS feedback_seq
+        dumn_history(CASE WHEN ${merged_feedback} THEN item_id END, ts, ${seq_len}) OVER by_time AS feedback_seq
     FROM feedback
     WINDOW by_time AS (PARTITION BY user_id ORDER BY ts)
 )

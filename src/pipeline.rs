@@ -164,8 +164,16 @@ pub struct Params {
 }
 
 impl Params {
+    /// No parameters set but `${merged_feedback}`, which is FALSE.
     pub fn new() -> Self {
-        Self::default()
+        Self::default().merged_feedback(false)
+    }
+
+    /// Sets `${merged_feedback}`: whether the training examples' `feedback_seq` (every
+    /// kind merged by time, which only the DUMN_AF ablation reads) is filled; when FALSE it
+    /// is an empty list and costs next to nothing.
+    pub fn merged_feedback(self, on: bool) -> Self {
+        self.with("merged_feedback", if on { "TRUE" } else { "FALSE" })
     }
 
     /// Sets a parameter to a SQL fragment, inserted as is.

@@ -50,7 +50,7 @@ fn training_examples_match_the_point_in_time_reference() {
             &data,
             &out,
             Output::Training,
-            Params::new().seq_len(T).unwrap(),
+            Params::new().seq_len(T).unwrap().merged_feedback(true),
         )
         .await;
         assert!(out.join("_SUCCESS").is_file());

@@ -164,7 +164,13 @@ pub struct Prepared {
     _work: Option<tempfile::TempDir>,
 }
 
-async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
+/// Whether a variant reads `feedback_seq` (see sql/training_examples.sql).
+fn reads_merged_feedback(variant: &str) -> bool {
+    Ablation::variant(variant).is_some_and(|a| a.feedback == FeedbackMode::AllInOne)
+}
+
+/// Builds and materialises the training examples; `merged` fills `feedback_seq`.
+async fn prepare(s: &TrainSettings, engine: &EngineArgs, merged: bool) -> Result<Prepared> {
     let inputs = Inputs {
         data: s.data.as_deref().map(Location::parse).transpose()?,
         adapter: s.adapter.as_deref().map(pipeline::adapter).transpose()?,
@@ -175,7 +181,9 @@ async fn prepare(s: &TrainSettings, engine: &EngineArgs) -> Result<Prepared> {
         "give --data LOCATION (or `data = ...` in the job file)"
     );
     let last = s.sql.as_deref().map(Script::from_file).transpose()?;
-    let params = Params::new().seq_len(s.seq_len.unwrap_or(100))?;
+    let params = Params::new()
+        .seq_len(s.seq_len.unwrap_or(100))?
+        .merged_feedback(merged);
     let ctx = session::context(&engine.options())?;
     let (df, checks) = pipeline::prepare(
         &ctx,
@@ -408,8 +416,8 @@ pub async fn run(args: TrainArgs) -> Result<()> {
             .context("give --out LOCATION (or `out = ...` in the job file)")?,
     )?;
     storage::check_writable(&out).await?;
-    let prepared = prepare(&s, &engine).await?;
     let variant = s.variant.clone().unwrap_or_else(|| "DUMN".into());
+    let prepared = prepare(&s, &engine, reads_merged_feedback(&variant)).await?;
     train_one(&prepared, &s, &variant, &out).await?;
     Ok(())
 }
@@ -445,7 +453,8 @@ pub async fn ablate(args: AblateArgs) -> Result<()> {
     for v in &variants {
         ensure!(Ablation::variant(v).is_some(), "unknown variant `{v}`");
     }
-    let prepared = prepare(&s, &engine).await?;
+    let merged = variants.iter().any(|v| reads_merged_feedback(v));
+    let prepared = prepare(&s, &engine, merged).await?;
     let mut rows = Vec::new();
     for v in &variants {
         let r = train_one(&prepared, &s, v, &out.join(v)).await?;
@@ -513,7 +522,8 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
         seq_len: Some(loaded.model.config.seq_len as usize),
         ..Default::default()
     };
-    let p = prepare(&s, &args.engine).await?;
+    let merged = loaded.model.config.ablation.feedback == FeedbackMode::AllInOne;
+    let p = prepare(&s, &args.engine, merged).await?;
     if p.schema.user_fields.iter().map(|f| &f.name).ne(loaded
         .model
         .config
