@@ -171,10 +171,10 @@ pub fn from_batch(
         (vec![false; n], vec![false; n])
     };
     debug_assert_eq!(FEEDBACK_KINDS.len(), SEQUENCE_COLUMNS.len());
-    let mut feedback = match batch.column_by_name(MERGED_SEQUENCE_COLUMN) {
-        Some(_) => Some(id_lists(batch, MERGED_SEQUENCE_COLUMN)?.into_iter()),
-        None => None,
-    };
+    let mut feedback = batch
+        .column_by_name(MERGED_SEQUENCE_COLUMN)
+        .map(|_| id_lists(batch, MERGED_SEQUENCE_COLUMN).map(Vec::into_iter))
+        .transpose()?;
     let mut seqs: Vec<std::vec::IntoIter<Vec<i64>>> =
         seqs.into_iter().map(Vec::into_iter).collect();
     Ok((0..n)

@@ -164,9 +164,9 @@ pub struct Prepared {
     _work: Option<tempfile::TempDir>,
 }
 
-/// Whether a variant reads `feedback_seq` (see sql/training_examples.sql).
+/// Whether the named variant reads `feedback_seq` (see sql/training_examples.sql).
 fn reads_merged_feedback(variant: &str) -> bool {
-    Ablation::variant(variant).is_some_and(|a| a.feedback == FeedbackMode::AllInOne)
+    Ablation::variant(variant).is_some_and(|a| a.reads_merged_feedback())
 }
 
 /// Builds and materialises the training examples; `merged` fills `feedback_seq`.
@@ -305,9 +305,7 @@ async fn train_one(
     let device = s.device.unwrap_or(DeviceChoice::Auto).resolve()?;
     let mut config = ModelConfig::new(p.schema.clone());
     config.seq_len = s.seq_len.unwrap_or(100) as i64;
-    if let Some(lr) = s.learning_rate {
-        config.learning_rate = lr;
-    }
+    config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
     config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
     config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
     config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
@@ -522,7 +520,7 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
         seq_len: Some(loaded.model.config.seq_len as usize),
         ..Default::default()
     };
-    let merged = loaded.model.config.ablation.feedback == FeedbackMode::AllInOne;
+    let merged = loaded.model.config.ablation.reads_merged_feedback();
     let p = prepare(&s, &args.engine, merged).await?;
     if p.schema.user_fields.iter().map(|f| &f.name).ne(loaded
         .model

@@ -202,6 +202,12 @@ impl Ablation {
         self.orthogonal_mapping && self.feedback == FeedbackMode::Separate
     }
 
+    /// Whether the variant reads `feedback_seq`, every kind merged by time (DUMN_AF), which
+    /// the training SQL fills only when asked to (`${merged_feedback}`).
+    pub fn reads_merged_feedback(&self) -> bool {
+        self.feedback == FeedbackMode::AllInOne
+    }
+
     /// Number of memory networks: 0, 1 or one per sequence.
     pub fn num_memories(&self) -> usize {
         match (self.memory, self.one_memory) {
