@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use dumn::device::{describe, DeviceChoice};
-use dumn::features::FeatureSchema;
+use dumn::model::device::{describe, DeviceChoice};
+use dumn::model::features::FeatureSchema;
 use dumn::model::{Batch, CandidateBatch, Dumn, Example, History, ModelConfig, UserBatch};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tch::{Device, Tensor};

@@ -1,40 +1,28 @@
 //! `dumn`: batch scoring for the DUMN click-through-rate model.
 //!
-//! - [`model`]: the network of the paper, in `tch`;
-//! - [`artifact`]: saving and loading trained models (safetensors + JSON manifest);
-//! - [`features`]: the feature schema and id hashing;
-//! - [`train`]: the optimisation step and evaluation;
-//! - [`dataset`], [`fit`]: `dumn train`'s time split, streamed examples and training loop;
-//! - [`examples`]: Arrow rows to model examples;
-//! - [`synth`]: generated examples with planted structure;
-//! - [`device`]: `--device auto|cpu|cuda`;
-//! - [`contract`]: the raw-log input tables and their checks;
-//! - [`pipeline`]: the SQL steps of `sql/` (feedback, training examples, scoring input);
-//! - [`gen`]: `dumn gen`, synthetic raw logs with planted structure;
-//! - [`storage`]: local and `s3://` locations, publishing outputs atomically;
-//! - [`output`]: writing query results as Parquet tables;
-//! - [`scoring`]: a loaded model scoring candidates, one user step per user;
-//! - [`session`]: the DataFusion session;
-//! - [`udfs`]: dumn's SQL functions (the files live in `udfs/`).
+//! The source is grouped by stage, and data flows one way: raw logs → [`data`] (the SQL of
+//! `sql/`) → [`model`] (through the functions of [`udfs`]) → Parquet tables ([`io`]).
+//! `ARCHITECTURE.md` draws it and says what each stage may call.
+//!
+//! | stage | what it owns |
+//! | --- | --- |
+//! | [`io`] | locations (local, `s3://`), object stores, atomic publishing, Parquet writing, job files |
+//! | [`model`] | the network of the paper, its inputs, artifacts, devices and the scorer |
+//! | [`udfs`] | dumn's SQL functions (the files live in `udfs/`) and their registration |
+//! | [`engine`] | the DataFusion session and the Ballista cluster |
+//! | [`data`] | the input contract, the SQL scripts and the order of the data plane's steps |
+//! | [`training`] | settings, the training set, the fit loop, evaluation, metrics, reports |
+//! | [`scoring`] | the nightly job: job file, scoring session, score and ranking tables |
+//! | [`synthetic`] | generated raw logs and in-memory examples with planted structure |
+//!
+//! The command line (`src/main.rs`, `src/cli/`) parses flags and calls these.
 
-pub mod artifact;
-pub mod cluster;
-pub mod contract;
-pub mod dataset;
-pub mod device;
-pub mod examples;
-pub mod features;
-pub mod fit;
-pub mod gen;
-pub mod metrics;
+pub mod data;
+pub mod engine;
+pub mod io;
 pub mod model;
-pub mod output;
-pub mod pipeline;
-pub mod report;
 pub mod scoring;
-pub mod session;
-pub mod storage;
-pub mod synth;
-pub mod train;
+pub mod synthetic;
+pub mod training;
 #[path = "../udfs/mod.rs"]
 pub mod udfs;

@@ -1,10 +1,11 @@
-//! The `dumn` command line. Each subcommand lives in its own module under `src/cmd/`.
+//! The `dumn` command line. Each subcommand lives in its own module under `src/cli/`, which
+//! parses its flags and calls the library.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-mod cmd;
+mod cli;
 
 /// Batch scoring for the DUMN click-through-rate model (Denoising User-aware Memory Network).
 ///
@@ -32,27 +33,28 @@ enum Command {
     ///
     /// The data has the structure the model is meant to find planted in it: a long-term
     /// taste per user, short-term drift, accidental clicks followed by dislikes, a
-    /// regretted clickbait topic, and informative likes and dislikes (see src/gen.rs).
+    /// regretted clickbait topic, and informative likes and dislikes (see
+    /// src/synthetic/logs.rs).
     /// Deterministic for a --seed.
-    Gen(cmd::gen::GenArgs),
+    Gen(cli::gen::GenArgs),
     /// Build the model's input from raw logs with the SQL in sql/, and write it as Parquet.
     ///
     /// `training` gives one row per impression with the user's four feedback sequences
     /// strictly before it and both labels; `scoring` gives one row per candidate with the
     /// sequences strictly before --cutoff.
-    Sequences(cmd::sequences::SequencesArgs),
+    Sequences(cli::sequences::SequencesArgs),
     /// Train DUMN from raw logs: time split, Adam, early stopping on validation AUC.
     ///
     /// Builds the training examples with sql/ (or --sql), splits them by time into train,
     /// validation and test, trains with logloss plus the triplet loss, keeps the weights of
     /// the best validation epoch, and writes the artifact with report.json and
     /// learning_curve.svg. Settings can come from a TOML job file (--job).
-    Train(cmd::train::TrainArgs),
+    Train(cli::train::TrainArgs),
     /// The AUC, GAUC and logloss of a saved model on any dataset.
-    Eval(cmd::train::EvalArgs),
+    Eval(cli::train::EvalArgs),
     /// Train every ablation variant of the paper and two baselines on one split, and print
     /// the table (AUC and GAUC per variant).
-    Ablate(cmd::train::AblateArgs),
+    Ablate(cli::train::AblateArgs),
     /// Run a nightly scoring job: score every candidate and write the day's score and
     /// ranking tables.
     ///
@@ -60,7 +62,7 @@ enum Command {
     /// both probabilities (dumn_ctr, dumn_dislike), writes OUT/scores/dt=DATE/ and, from it,
     /// OUT/ranking/dt=DATE/ (per user, by ctr, likely dislikes removed, top k). Both are
     /// published atomically with a _SUCCESS marker; a re-run replaces the day.
-    Run(cmd::run::RunArgs),
+    Run(cli::run::RunArgs),
     /// Run SQL with dumn's functions, the model's included (dumn_ctr, dumn_dislike,
     /// dumn_score).
     ///
@@ -72,14 +74,14 @@ enum Command {
     ///     dumn_ctr(user_id, age_band, region, device, item_id, category, brand,
     ///              click_seq, unclick_seq, like_seq, dislike_seq) AS ctr
     ///   FROM scoring_input LIMIT 5"
-    Sql(cmd::sql::SqlArgs),
+    Sql(cli::sql::SqlArgs),
     /// Train the model on generated examples with a planted signal, and show it learn.
     ///
     /// Generates users with a long-term taste, a hated topic and short-term drift, trains
     /// DUMN for --steps Adam steps, prints the loss going down and the AUC on held-out
     /// users, then saves the artifact to --out and checks that reloading it gives the same
     /// scores.
-    Demo(cmd::demo::DemoArgs),
+    Demo(cli::demo::DemoArgs),
     /// Start the scheduler of a Ballista cluster that runs dumn's SQL.
     ///
     /// Executors (`dumn executor`) join it, and `dumn run --cluster` / `dumn sql --cluster`
@@ -90,10 +92,10 @@ enum Command {
     ///   dumn executor --model models/demo --bind 127.0.0.1:50051 --grpc-port 50052 &
     ///   dumn executor --model models/demo --bind 127.0.0.1:50061 --grpc-port 50062 &
     ///   dumn run jobs/demo.toml --cluster 127.0.0.1:50050
-    Scheduler(cmd::cluster::SchedulerArgs),
+    Scheduler(cli::cluster::SchedulerArgs),
     /// Start an executor of a Ballista cluster: it joins the scheduler and runs tasks, the
     /// model's included (loaded from --model).
-    Executor(cmd::cluster::ExecutorArgs),
+    Executor(cli::cluster::ExecutorArgs),
     /// Print a model artifact's manifest (version, hyper-parameters, schema, metrics) and the
     /// arguments of its SQL functions.
     Inspect {
@@ -103,24 +105,24 @@ enum Command {
 }
 
 fn main() {
-    dumn::device::tune_allocator();
+    dumn::model::device::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("DUMN_LOG"))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gen(args) => cmd::block_on(cmd::gen::run(args)),
-        Command::Sequences(args) => cmd::block_on(cmd::sequences::run(args)),
-        Command::Train(args) => cmd::block_on(cmd::train::run(args)),
-        Command::Eval(args) => cmd::block_on(cmd::train::eval(args)),
-        Command::Ablate(args) => cmd::block_on(cmd::train::ablate(args)),
-        Command::Run(args) => cmd::block_on(cmd::run::run(args)),
-        Command::Sql(args) => cmd::block_on(cmd::sql::run(args)),
-        Command::Scheduler(args) => cmd::block_on(cmd::cluster::scheduler(args)),
-        Command::Executor(args) => cmd::block_on(cmd::cluster::executor(args)),
-        Command::Demo(args) => cmd::demo::run(args),
-        Command::Inspect { model } => cmd::inspect::run(model),
+        Command::Gen(args) => cli::block_on(cli::gen::run(args)),
+        Command::Sequences(args) => cli::block_on(cli::sequences::run(args)),
+        Command::Train(args) => cli::block_on(cli::train::run(args)),
+        Command::Eval(args) => cli::block_on(cli::train::eval(args)),
+        Command::Ablate(args) => cli::block_on(cli::train::ablate(args)),
+        Command::Run(args) => cli::block_on(cli::run::run(args)),
+        Command::Sql(args) => cli::block_on(cli::sql::run(args)),
+        Command::Scheduler(args) => cli::block_on(cli::cluster::scheduler(args)),
+        Command::Executor(args) => cli::block_on(cli::cluster::executor(args)),
+        Command::Demo(args) => cli::demo::run(args),
+        Command::Inspect { model } => cli::inspect::run(model),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,12 +1,11 @@
 //! The two real datasets in ../shared/datasets load through their adapters in
 //! sql/adapters/ and become training examples.
 
-mod common;
-
-use common::data::*;
-use dumn::contract::Inputs;
-use dumn::pipeline::{self, Output, Params};
-use dumn::storage::Location;
+use crate::common::data::*;
+use dumn::data::contract::Inputs;
+use dumn::data::pipeline::ModelInput;
+use dumn::data::script::{self, Params};
+use dumn::io::Location;
 
 /// Builds the training examples of `dataset` with `adapter`, returning the written rows.
 fn examples(
@@ -16,12 +15,12 @@ fn examples(
 ) -> Vec<datafusion::arrow::array::RecordBatch> {
     let inputs = Inputs {
         data: Some(Location::Local(shared_dir().join("datasets").join(dataset))),
-        adapter: Some(pipeline::adapter(adapter).unwrap()),
+        adapter: Some(script::adapter(adapter).unwrap()),
         ..Default::default()
     };
     let params = Params::new().seq_len(20).unwrap();
     runtime().block_on(async {
-        build_output(&inputs, Output::Training, &params, out)
+        build_output(&inputs, ModelInput::Training, &params, out)
             .await
             .unwrap();
         read_parquet(out).await

@@ -1,15 +1,13 @@
 //! Saving, loading and refusing bad artifacts.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 
-use common::{examples, small_config};
-use dumn::artifact::{self, DataInfo, MANIFEST_FILE, WEIGHTS_FILE};
-use dumn::device::DeviceChoice;
+use crate::common::{examples, small_config};
+use dumn::model::artifact::{self, DataInfo, MANIFEST_FILE, WEIGHTS_FILE};
+use dumn::model::device::DeviceChoice;
 use dumn::model::{Ablation, Batch, Dumn};
-use dumn::train::Trainer;
+use dumn::training::step::Trainer;
 use tch::Device;
 
 fn trained_model() -> Dumn {

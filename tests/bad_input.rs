@@ -1,12 +1,11 @@
 //! Bad input to the data plane: each case is a clear error naming the table and column (or
 //! the path), or a documented behaviour; a failed run leaves no partial output.
 
-mod common;
-
 use std::path::Path;
 
-use common::data::*;
-use dumn::pipeline::{Output, Params};
+use crate::common::data::*;
+use dumn::data::pipeline::ModelInput;
+use dumn::data::script::Params;
 
 const USERS: &str = "user_id,region\n1,10\n2,20\n3,30\n";
 const ITEMS: &str = "item_id,category\n100,1\n101,1\n102,2\n103,3\n";
@@ -38,7 +37,7 @@ fn dataset(dir: &Path, impressions: &str) {
 async fn training(data: &Path, out: &Path) -> anyhow::Result<(u64, Vec<String>)> {
     let params = Params::new().seq_len(10)?;
     let (summary, warnings) =
-        build_output(&local_inputs(data), Output::Training, &params, out).await?;
+        build_output(&local_inputs(data), ModelInput::Training, &params, out).await?;
     Ok((summary.rows, warnings))
 }
 

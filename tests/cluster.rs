@@ -2,8 +2,6 @@
 //! scores a job exactly as one process does, with local files and with every location in
 //! a bucket of a real S3-compatible server.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;
@@ -11,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::data::*;
-use common::s3::S3Server;
-use common::scoring::*;
-use dumn::artifact;
+use crate::common::data::*;
+use crate::common::s3::S3Server;
+use crate::common::scoring::*;
+use dumn::model::artifact;
 
 /// One cluster at a time: the two tests' six processes at once would share two cores.
 static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());

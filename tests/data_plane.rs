@@ -2,21 +2,21 @@
 //! computed in Rust, so they are point-in-time, newest first, capped at T, and empty (not
 //! NULL) for users without history.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::data::*;
-use dumn::gen::{generate, GenConfig};
-use dumn::output::WriteSummary;
-use dumn::pipeline::{parse_cutoff, Output, Params};
-use dumn::storage::Location;
+use crate::common::data::*;
+use dumn::data::pipeline::ModelInput;
+use dumn::data::script::Params;
+use dumn::data::sql::parse_time;
+use dumn::io::parquet::WriteSummary;
+use dumn::io::Location;
+use dumn::synthetic::logs::{write_logs, LogsConfig};
 
 const T: usize = 6;
 
-fn small_gen() -> GenConfig {
-    GenConfig {
+fn small_gen() -> LogsConfig {
+    LogsConfig {
         users: 300,
         impressions_per_user: 40,
         candidates_per_user: 8,
@@ -28,7 +28,7 @@ fn small_gen() -> GenConfig {
     }
 }
 
-async fn build(data: &Path, out: &Path, output: Output, params: Params) -> WriteSummary {
+async fn build(data: &Path, out: &Path, output: ModelInput, params: Params) -> WriteSummary {
     let (summary, warnings) = build_output(&local_inputs(data), output, &params, out)
         .await
         .unwrap();
@@ -43,13 +43,13 @@ fn training_examples_match_the_point_in_time_reference() {
     let out = dir.path().join("examples");
     runtime().block_on(async {
         let cfg = small_gen();
-        let gen = generate(&cfg, &Location::Local(data.clone()), |_| {})
+        let gen = write_logs(&cfg, &Location::Local(data.clone()), |_| {})
             .await
             .unwrap();
         let summary = build(
             &data,
             &out,
-            Output::Training,
+            ModelInput::Training,
             Params::new().seq_len(T).unwrap().merged_feedback(true),
         )
         .await;
@@ -119,14 +119,14 @@ fn scoring_input_sees_only_feedback_before_the_cutoff() {
     let out = dir.path().join("scoring");
     runtime().block_on(async {
         let cfg = small_gen();
-        let gen = generate(&cfg, &Location::Local(data.clone()), |_| {})
+        let gen = write_logs(&cfg, &Location::Local(data.clone()), |_| {})
             .await
             .unwrap();
         // A cutoff in the middle of the logs, at a time of day: later events must not leak.
-        let cutoff = parse_cutoff("2026-11-04T13:30:00").unwrap();
+        let cutoff = parse_time("2026-11-04T13:30:00").unwrap();
         let cutoff_us = cutoff.and_utc().timestamp_micros();
         let params = Params::new().seq_len(T).unwrap().cutoff(cutoff);
-        let summary = build(&data, &out, Output::Scoring, params).await;
+        let summary = build(&data, &out, ModelInput::Scoring, params).await;
         assert_eq!(summary.rows, gen.candidates, "one row per candidate");
         let reference = Reference::load(&data).await;
         let later = reference
@@ -177,16 +177,16 @@ fn a_rerun_replaces_the_output_exactly() {
     let data = dir.path().join("data");
     let out = dir.path().join("scoring");
     runtime().block_on(async {
-        let cfg = GenConfig {
+        let cfg = LogsConfig {
             users: 50,
             ..small_gen()
         };
-        generate(&cfg, &Location::Local(data.clone()), |_| {})
+        write_logs(&cfg, &Location::Local(data.clone()), |_| {})
             .await
             .unwrap();
         let params = Params::new().seq_len(T).unwrap().cutoff(cfg.cutoff());
-        let first = build(&data, &out, Output::Scoring, params.clone()).await;
-        let second = build(&data, &out, Output::Scoring, params).await;
+        let first = build(&data, &out, ModelInput::Scoring, params.clone()).await;
+        let second = build(&data, &out, ModelInput::Scoring, params).await;
         assert_eq!(first.rows, second.rows);
         let total: usize = read_parquet(&out).await.iter().map(|b| b.num_rows()).sum();
         assert_eq!(

@@ -1,8 +1,6 @@
 //! Each test checks a property that breaks if the equation it names is implemented wrong.
 
-mod common;
-
-use common::{examples, small_config};
+use crate::common::{examples, small_config};
 use dumn::model::loss::{cosine_distance, triplet_hinge};
 use dumn::model::pair::Pair;
 use dumn::model::purification::{masked_softmax, orthogonal_map};
@@ -300,7 +298,7 @@ fn scores_do_not_depend_on_the_rest_of_the_batch() {
 
 #[test]
 fn profile_and_item_columns_feed_the_model() {
-    use dumn::features::{FeatureSchema, FieldSpec};
+    use dumn::model::features::{FeatureSchema, FieldSpec};
     tch::manual_seed(12);
     let mut cfg = small_config(Ablation::default());
     cfg.schema = FeatureSchema {

@@ -1,26 +1,25 @@
 //! The model learns a planted signal: loss goes down and held-out AUC rises clearly above 0.5.
 
-mod common;
-
-use common::small_config;
+use crate::common::small_config;
 use dumn::model::{Ablation, Batch, Dumn};
-use dumn::synth::{self, SynthConfig};
-use dumn::train::{evaluate, Trainer};
+use dumn::synthetic::planted::{self, PlantedConfig};
+use dumn::training::evaluate::evaluate_in_memory;
+use dumn::training::step::Trainer;
 use tch::Device;
 
 #[test]
 fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
     tch::manual_seed(42);
-    let cfg = SynthConfig {
+    let cfg = PlantedConfig {
         users: 1500,
         examples_per_user: 30,
         seed: 42,
         ..Default::default()
     };
-    let (mut train, test) = synth::train_test(&cfg);
-    synth::shuffle(&mut train, 42);
+    let (mut train, test) = planted::train_test(&cfg);
+    planted::shuffle(&mut train, 42);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
-    let before = evaluate(&model, &test, 512, Device::Cpu).unwrap();
+    let before = evaluate_in_memory(&model, &test, 512, Device::Cpu).unwrap();
     let mut trainer = Trainer::new(&model).unwrap();
     let (steps, bs) = (400, 128);
     let mut losses = Vec::new();
@@ -32,7 +31,7 @@ fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
     }
     let first: f64 = losses[..30].iter().sum::<f64>() / 30.0;
     let last: f64 = losses[steps - 30..].iter().sum::<f64>() / 30.0;
-    let after = evaluate(&model, &test, 512, Device::Cpu).unwrap();
+    let after = evaluate_in_memory(&model, &test, 512, Device::Cpu).unwrap();
     let auc = after.click_auc.unwrap();
     eprintln!(
         "click logloss {first:.4} -> {last:.4}; held-out click AUC {:.4} -> {auc:.4}, dislike AUC {:.4}",

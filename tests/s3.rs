@@ -1,12 +1,12 @@
 //! Raw logs in an s3:// bucket on a real S3-compatible server give the same sequences as
 //! the same logs in a local folder; outputs written to s3:// are complete and marked.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
-use common::data::*;
-use common::s3::S3Server;
+use crate::common::data::*;
+use crate::common::s3::S3Server;
 
 /// Runs the dumn binary with `env`, and panics with its output if it fails.
 fn dumn(args: &[&str], env: &[(&'static str, String)]) -> String {

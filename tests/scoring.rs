@@ -1,24 +1,23 @@
 //! Scoring: the model UDFs against the model's own per-row forward, and `dumn run`'s
 //! tables, re-runs, killed runs and bad inputs.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::data::*;
-use common::scoring::*;
+use crate::common::data::*;
+use crate::common::scoring::*;
 use datafusion::arrow::array::{RecordBatch, UInt32Array, UInt64Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
-use dumn::artifact;
-use dumn::examples::from_batch;
+use dumn::data::pipeline::{self, ModelInput};
+use dumn::data::script::Params;
+use dumn::engine::session::{context, EngineOptions};
+use dumn::model::artifact;
+use dumn::model::inputs::from_batch;
+use dumn::model::scorer::Scorer;
 use dumn::model::Batch;
-use dumn::pipeline::{self, Output, Params};
-use dumn::scoring::Scorer;
-use dumn::session::{context, EngineOptions};
 use tch::Device;
 
 /// The scoring input of the fixture as one batch, with a row id column `rid` added.
@@ -32,7 +31,7 @@ async fn scoring_rows(fx: &Fixture) -> RecordBatch {
     let (df, _) = pipeline::prepare(
         &ctx,
         &local_inputs(&fx.path("data")),
-        Output::Scoring,
+        ModelInput::Scoring,
         None,
         &params,
         &pipeline::Scratch::Temporary,
@@ -383,7 +382,7 @@ fn bad_inputs_fail_clearly_and_leave_no_day() {
     let mut schema = gen_schema();
     schema
         .item_fields
-        .push(dumn::features::FieldSpec::new("color", 64));
+        .push(dumn::model::features::FieldSpec::new("color", 64));
     artifact::save(
         &small_model(schema, 1),
         &fx.path("model-color"),

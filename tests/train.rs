@@ -1,21 +1,20 @@
 //! `dumn train` / `dumn eval` from raw logs: the time split, the artifact and report, job
 //! files, and the errors that must come before any training.
 
-mod common;
-
 use std::path::Path;
 
-use common::data::*;
-use dumn::contract::Inputs;
-use dumn::dataset::{Examples, Part, Split};
-use dumn::gen::{generate, GenConfig};
-use dumn::output::write_parquet;
-use dumn::pipeline::{self, Output, Params};
-use dumn::session::{context, EngineOptions};
-use dumn::storage::Location;
+use crate::common::data::*;
+use dumn::data::contract::Inputs;
+use dumn::data::pipeline::{self, ModelInput};
+use dumn::data::script::Params;
+use dumn::engine::session::{context, EngineOptions};
+use dumn::io::parquet::write_parquet;
+use dumn::io::Location;
+use dumn::synthetic::logs::{write_logs, LogsConfig};
+use dumn::training::dataset::{ExampleFiles, Part, Split};
 
-fn tiny_gen() -> GenConfig {
-    GenConfig {
+fn tiny_gen() -> LogsConfig {
+    LogsConfig {
         users: 150,
         impressions_per_user: 30,
         candidates_per_user: 5,
@@ -29,7 +28,7 @@ fn tiny_gen() -> GenConfig {
 
 fn gen_into(dir: &Path) {
     runtime()
-        .block_on(generate(
+        .block_on(write_logs(
             &tiny_gen(),
             &Location::Local(dir.to_path_buf()),
             |_| {},
@@ -56,7 +55,7 @@ fn the_split_is_by_time_and_never_overlaps() {
         let (df, _) = pipeline::prepare(
             &ctx,
             &inputs,
-            Output::Training,
+            ModelInput::Training,
             None,
             &Params::new().seq_len(5).unwrap(),
             &pipeline::Scratch::Temporary,
@@ -68,7 +67,7 @@ fn the_split_is_by_time_and_never_overlaps() {
         write_parquet(df, &loc, serde_json::json!({}), |_| {})
             .await
             .unwrap();
-        let ex = Examples::open(&loc).await.unwrap();
+        let ex = ExampleFiles::open(&loc).await.unwrap();
         let mut range = Vec::new();
         let mut total = 0;
         for part in [Part::Train, Part::Valid, Part::Test] {
@@ -76,7 +75,7 @@ fn the_split_is_by_time_and_never_overlaps() {
             let mut s = ex.stream(&split.predicate(part)).await.unwrap();
             use futures::StreamExt;
             while let Some(b) = s.next().await {
-                let (_, ts) = Examples::users_and_times(&b.unwrap()).unwrap();
+                let (_, ts) = ExampleFiles::users_and_times(&b.unwrap()).unwrap();
                 n += ts.len();
                 lo = lo.min(*ts.iter().min().unwrap_or(&lo));
                 hi = hi.max(*ts.iter().max().unwrap_or(&hi));

@@ -31,17 +31,17 @@ pub const NAME: &str = "dumn_history";
 
 /// The `dumn_history` window function, ready to register.
 pub fn dumn_history() -> WindowUDF {
-    WindowUDF::from(History {
+    WindowUDF::from(DumnHistory {
         signature: Signature::one_of(vec![TypeSignature::Any(3)], Volatility::Immutable),
     })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct History {
+pub struct DumnHistory {
     signature: Signature,
 }
 
-impl WindowUDFImpl for History {
+impl WindowUDFImpl for DumnHistory {
     fn name(&self) -> &str {
         NAME
     }

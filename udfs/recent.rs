@@ -35,15 +35,15 @@ pub const NAME: &str = "dumn_recent";
 
 /// The `dumn_recent` aggregate, ready to register.
 pub fn dumn_recent() -> AggregateUDF {
-    AggregateUDF::from(Recent::new())
+    AggregateUDF::from(DumnRecent::new())
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Recent {
+pub struct DumnRecent {
     signature: Signature,
 }
 
-impl Recent {
+impl DumnRecent {
     pub fn new() -> Self {
         Self {
             signature: Signature::one_of(
@@ -54,7 +54,7 @@ impl Recent {
     }
 }
 
-impl Default for Recent {
+impl Default for DumnRecent {
     fn default() -> Self {
         Self::new()
     }
@@ -78,7 +78,7 @@ fn limit(args: &AccumulatorArgs) -> Result<Option<usize>> {
     }
 }
 
-impl AggregateUDFImpl for Recent {
+impl AggregateUDFImpl for DumnRecent {
     fn name(&self) -> &str {
         NAME
     }

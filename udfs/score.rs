@@ -16,11 +16,11 @@
 //! in training (padding row, empty sequence, hashed row). A wrong count or type is an
 //! error at planning time that names the argument.
 //!
-//! All three share the process's one [`Scorer`], and one forward yields both
+//! All four read the process's one [`Scorer`], and one forward yields both
 //! probabilities: when one SELECT calls `dumn_ctr` and `dumn_dislike` (or reads
 //! `dumn_score(…)['ctr']` and `['p_dislike']`) on the same columns, the second call on a
-//! batch reuses the first one's forward (see [`Recent`]). Scores depend only on their own
-//! row (see [`crate::scoring`]). Without a model (`dumn sql` without `--model`) the functions still
+//! batch reuses the first one's forward (see [`LastScored`]). Scores depend only on their own
+//! row (see [`crate::model::scorer`]). Without a model (`dumn sql` without `--model`) the functions still
 //! exist and planning a call says how to give one.
 
 use std::collections::HashMap;
@@ -37,30 +37,30 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::examples::from_batch;
-use crate::scoring::{Scorer, Scores};
+use crate::model::inputs::from_batch;
+use crate::model::scorer::{Scorer, Scores};
 
 /// Which probability a function returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Output {
+enum Returns {
     Ctr,
     Dislike,
     Both,
     /// The model's version, from the process that runs the call (on a cluster: an
-    /// executor; see `src/cluster.rs`).
+    /// executor; see `src/engine/cluster.rs`).
     Version,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct DumnScore {
     name: &'static str,
-    output: Output,
+    output: Returns,
     scorer: Option<PtrEq<Arc<Scorer>>>,
-    recent: PtrEq<Arc<Recent>>,
+    recent: PtrEq<Arc<LastScored>>,
     signature: Signature,
 }
 
-/// The last batch each thread scored, shared by the three functions.
+/// The last batch each thread scored, shared by the scoring functions.
 ///
 /// DataFusion evaluates a projection's expressions one after another on the same batch, on
 /// one thread, passing the same column arrays to each; and its optimizer inlines
@@ -69,12 +69,12 @@ struct DumnScore {
 /// Holding the arrays keeps their addresses from being reused, so a hit is always the same
 /// data.
 #[derive(Debug, Default)]
-pub struct Recent(Mutex<HashMap<ThreadId, Scored>>);
+pub struct LastScored(Mutex<HashMap<ThreadId, Scored>>);
 
 /// A call's argument arrays and their scores.
 type Scored = (Vec<ArrayRef>, Arc<Vec<Scores>>);
 
-impl Recent {
+impl LastScored {
     fn same(a: &[ArrayRef], b: &[ArrayRef]) -> bool {
         a.len() == b.len()
             && a.iter()
@@ -105,12 +105,12 @@ impl Recent {
 /// The four functions, backed by `scorer` (or by none: planning a call then fails with
 /// a message that says how to load a model).
 pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
-    let recent = Arc::new(Recent::default());
+    let recent = Arc::new(LastScored::default());
     [
-        ("dumn_ctr", Output::Ctr),
-        ("dumn_dislike", Output::Dislike),
-        ("dumn_score", Output::Both),
-        ("dumn_model_version", Output::Version),
+        ("dumn_ctr", Returns::Ctr),
+        ("dumn_dislike", Returns::Dislike),
+        ("dumn_score", Returns::Both),
+        ("dumn_model_version", Returns::Version),
     ]
     .into_iter()
     .map(|(name, output)| {
@@ -121,7 +121,7 @@ pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
             recent: PtrEq::from(recent.clone()),
             signature: match output {
                 // Volatile, so that the call runs where the query runs, not at planning.
-                Output::Version => Signature::nullary(Volatility::Volatile),
+                Returns::Version => Signature::nullary(Volatility::Volatile),
                 _ => Signature::variadic_any(Volatility::Immutable),
             },
         })
@@ -183,7 +183,7 @@ impl ScalarUDFImpl for DumnScore {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         let scorer = self.scorer()?;
-        if self.output == Output::Version {
+        if self.output == Returns::Version {
             return Ok(DataType::Utf8);
         }
         let columns = scorer.input_columns();
@@ -213,15 +213,15 @@ impl ScalarUDFImpl for DumnScore {
             }
         }
         Ok(match self.output {
-            Output::Both => score_type(),
-            Output::Ctr | Output::Dislike => DataType::Float32,
-            Output::Version => DataType::Utf8,
+            Returns::Both => score_type(),
+            Returns::Ctr | Returns::Dislike => DataType::Float32,
+            Returns::Version => DataType::Utf8,
         })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scorer = self.scorer()?;
-        if self.output == Output::Version {
+        if self.output == Returns::Version {
             return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
                 scorer.model_version().to_string(),
             ))));
@@ -250,10 +250,10 @@ impl ScalarUDFImpl for DumnScore {
         let ctr = || Float32Array::from_iter_values(scores.iter().map(|s| s.ctr));
         let dislike = || Float32Array::from_iter_values(scores.iter().map(|s| s.p_dislike));
         let out: ArrayRef = match self.output {
-            Output::Ctr => Arc::new(ctr()),
-            Output::Dislike => Arc::new(dislike()),
-            Output::Version => unreachable!("answered above"),
-            Output::Both => {
+            Returns::Ctr => Arc::new(ctr()),
+            Returns::Dislike => Arc::new(dislike()),
+            Returns::Version => unreachable!("answered above"),
+            Returns::Both => {
                 let DataType::Struct(fields) = score_type() else {
                     unreachable!("score_type is a struct")
                 };

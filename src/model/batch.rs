@@ -104,7 +104,7 @@ impl Batch {
 
 fn hash_row(
     values: &[Option<i64>],
-    fields: &[crate::features::FieldSpec],
+    fields: &[super::features::FieldSpec],
     side: &str,
 ) -> Result<Vec<i64>> {
     ensure!(
@@ -246,7 +246,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::FeatureSchema;
+    use crate::model::features::FeatureSchema;
 
     fn history() -> History {
         History {

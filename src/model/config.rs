@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::FeatureSchema;
+use super::features::FeatureSchema;
 
 /// Which feedback sequences the model sees (paper 4.3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

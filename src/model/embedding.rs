@@ -8,7 +8,7 @@
 
 use tch::{nn, nn::Module, Tensor};
 
-use crate::features::{FeatureSchema, FieldSpec};
+use super::features::{FeatureSchema, FieldSpec};
 
 /// Standard deviation of the initial embedding vectors.
 const INIT_STD: f64 = 0.1;

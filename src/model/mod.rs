@@ -1,4 +1,17 @@
-//! The DUMN network (paper §3), in `tch`.
+//! The DUMN network (paper §3), in `tch`, and what turns it into a scoring model: its
+//! inputs, its artifact on disk, the device it runs on and the [`scorer::Scorer`].
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`features`] | the feature schema (which columns, how many embedding rows) and id hashing |
+//! | [`inputs`] | Arrow rows of the data plane → [`Example`]s (the model's input columns) |
+//! | [`batch`] | examples → padded tensors ([`Batch`], [`UserBatch`], [`CandidateBatch`]) |
+//! | [`config`] | hyper-parameters and the paper's ablation variants |
+//! | [`artifact`] | saving and loading a trained model (safetensors + JSON manifest) |
+//! | [`device`] | `--device auto|cpu|cuda` |
+//! | [`scorer`] | a loaded model scoring rows, one user step per user |
+//!
+//! The network itself, equation by equation:
 //!
 //! | paper | what | where |
 //! |---|---|---|
@@ -31,14 +44,19 @@
 //! deep representation, trained jointly (`dislike_weight`): one forward yields both the
 //! click probability and the dislike probability. Output column 0 is click, 1 is dislike.
 
+pub mod artifact;
 pub mod batch;
 pub mod config;
+pub mod device;
 pub mod embedding;
+pub mod features;
+pub mod inputs;
 pub mod loss;
 pub mod memory;
 pub mod pair;
 mod params;
 pub mod purification;
+pub mod scorer;
 
 use anyhow::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};

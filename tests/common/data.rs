@@ -217,30 +217,30 @@ impl Reference {
 /// Registers `inputs`, builds `output` with the embedded SQL and writes it to `out`:
 /// the write summary and the pre-flight warnings.
 pub async fn build_output(
-    inputs: &dumn::contract::Inputs,
-    output: dumn::pipeline::Output,
-    params: &dumn::pipeline::Params,
+    inputs: &dumn::data::contract::Inputs,
+    output: dumn::data::pipeline::ModelInput,
+    params: &dumn::data::script::Params,
     out: &Path,
-) -> anyhow::Result<(dumn::output::WriteSummary, Vec<String>)> {
-    let ctx = dumn::session::context(&dumn::session::EngineOptions::default())?;
-    let (df, checks) = dumn::pipeline::prepare(
+) -> anyhow::Result<(dumn::io::parquet::WriteSummary, Vec<String>)> {
+    let ctx = dumn::engine::session::context(&dumn::engine::session::EngineOptions::default())?;
+    let (df, checks) = dumn::data::pipeline::prepare(
         &ctx,
         inputs,
         output,
         None,
         params,
-        &dumn::pipeline::Scratch::Temporary,
+        &dumn::data::pipeline::Scratch::Temporary,
     )
     .await?;
-    let loc = dumn::storage::Location::Local(out.to_path_buf());
-    let summary = dumn::output::write_parquet(df, &loc, serde_json::json!({}), |_| {}).await?;
+    let loc = dumn::io::Location::Local(out.to_path_buf());
+    let summary = dumn::io::parquet::write_parquet(df, &loc, serde_json::json!({}), |_| {}).await?;
     Ok((summary, checks.warnings))
 }
 
 /// Inputs read from a `dumn gen`-style folder.
-pub fn local_inputs(data: &Path) -> dumn::contract::Inputs {
-    dumn::contract::Inputs {
-        data: Some(dumn::storage::Location::Local(data.to_path_buf())),
+pub fn local_inputs(data: &Path) -> dumn::data::contract::Inputs {
+    dumn::data::contract::Inputs {
+        data: Some(dumn::io::Location::Local(data.to_path_buf())),
         ..Default::default()
     }
 }

@@ -1,9 +1,9 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
-use dumn::features::FeatureSchema;
+use dumn::model::features::FeatureSchema;
 use dumn::model::{Ablation, Example, ModelConfig};
-use dumn::synth::{self, SynthConfig};
+use dumn::synthetic::planted::{self, PlantedConfig};
 
 /// A small configuration (fast on CPU) with every component of the paper present.
 pub fn small_config(ablation: Ablation) -> ModelConfig {
@@ -22,7 +22,7 @@ pub fn small_config(ablation: Ablation) -> ModelConfig {
 
 /// A handful of generated examples (planted data, with timestamps).
 pub fn examples(n_users: usize, seed: u64) -> Vec<Example> {
-    synth::examples(&SynthConfig {
+    planted::planted_examples(&PlantedConfig {
         users: n_users,
         examples_per_user: 2,
         seed,

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use dumn::artifact;
-use dumn::features::{FeatureSchema, FieldSpec};
-use dumn::gen::{generate, GenConfig};
+use dumn::io::Location;
+use dumn::model::artifact;
+use dumn::model::features::{FeatureSchema, FieldSpec};
 use dumn::model::{Ablation, Dumn};
-use dumn::storage::Location;
+use dumn::synthetic::logs::{write_logs, LogsConfig};
 
 use super::data::runtime;
 
@@ -30,8 +30,8 @@ pub fn small_model(schema: FeatureSchema, seed: i64) -> Dumn {
     Dumn::new(c, tch::Device::Cpu).unwrap()
 }
 
-pub fn tiny_gen(candidates_per_user: usize) -> GenConfig {
-    GenConfig {
+pub fn tiny_gen(candidates_per_user: usize) -> LogsConfig {
+    LogsConfig {
         users: 120,
         impressions_per_user: 30,
         candidates_per_user,
@@ -46,7 +46,7 @@ pub fn tiny_gen(candidates_per_user: usize) -> GenConfig {
 /// A folder with `data/` (generated logs) and `model/` (an artifact for them).
 pub struct Fixture {
     pub dir: tempfile::TempDir,
-    pub gen: GenConfig,
+    pub gen: LogsConfig,
 }
 
 impl Fixture {
@@ -54,7 +54,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let gen = tiny_gen(candidates_per_user);
         runtime()
-            .block_on(generate(
+            .block_on(write_logs(
                 &gen,
                 &Location::Local(dir.path().join("data")),
                 |_| {},

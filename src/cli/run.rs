@@ -1,0 +1,92 @@
+//! `dumn run JOB.toml`: flags in, [`dumn::scoring::run`] does the work. Also the model and
+//! cluster flags that `dumn sql` and `dumn executor` share.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::ProgressBar;
+
+use dumn::model::device::DeviceChoice;
+use dumn::model::scorer::Scorer;
+use dumn::scoring::job::Job;
+use dumn::scoring::session::load_scorer;
+
+use super::{row_bar, EngineArgs};
+
+/// Flags that override the job file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelArgs {
+    /// Where the model runs: auto (CUDA when present), cpu or cuda. Overrides the job.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+    /// Candidates per model call (default: the job's, else 2048). Larger keeps a GPU busier.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
+
+impl ModelArgs {
+    /// Loads the model at `model` with these flags, else the job's settings.
+    pub async fn scorer(&self, model: &str, job: Option<&Job>) -> Result<Arc<Scorer>> {
+        let device = self
+            .device
+            .or(job.and_then(|j| j.device))
+            .unwrap_or_default();
+        let batch_size = self.batch_size.or(job.and_then(|j| j.batch_size));
+        load_scorer(model, device, batch_size).await
+    }
+}
+
+/// `--cluster`: where the queries run.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Send the queries to the Ballista cluster whose scheduler is at URL (`host:port` or
+    /// `df://host:port`; see `dumn scheduler`). Its processes must serve the job's model
+    /// and reach the job's data and output under the same names (on several machines:
+    /// s3://). Default: run in this process.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The job file (TOML): inputs, model, output root and options; see jobs/demo.toml.
+    pub job: PathBuf,
+    /// The day to score, YYYY-MM-DD: sequences hold feedback strictly before its midnight,
+    /// and the tables go to dt=YYYY-MM-DD/. Default: the job's `date`, else today (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let job = Job::read(&args.job)?;
+    let date = job.date(args.date.as_deref())?;
+    let scorer = args.model.scorer(&job.model, Some(&job)).await?;
+    // The bar appears once scoring starts, when the number of candidates is known.
+    let bar: Arc<OnceLock<ProgressBar>> = Arc::default();
+    let progress = bar.clone();
+    let result = dumn::scoring::run::run(
+        &job,
+        date,
+        scorer,
+        &args.engine.options(),
+        args.cluster.cluster.as_deref(),
+        move |n, total| {
+            progress
+                .get_or_init(|| row_bar("candidates scored", total))
+                .set_position(n)
+        },
+    )
+    .await;
+    if let Some(bar) = bar.get() {
+        bar.finish_and_clear();
+    }
+    result
+}

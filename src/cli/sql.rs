@@ -1,0 +1,205 @@
+//! `dumn sql`: ad-hoc SQL with dumn's functions, the model's included.
+//!
+//! Statements come from `-c`, from `-f FILE`, or from an interactive prompt (stdin; a
+//! statement ends with `;`). Tables come from `--table NAME=LOCATION` and, with `--job`,
+//! from a scoring job (its inputs, its model, and the views `feedback` and
+//! `scoring_input` as of `--date`). Results print as tables; `COPY (…) TO 'LOCATION'`
+//! writes them (note that COPY adds files: write each result to a fresh location). With
+//! `--cluster URL` the statements run on a Ballista cluster (`src/engine/cluster.rs`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use dumn::data::contract::Inputs;
+use dumn::data::sql::Statements;
+use dumn::engine::{cluster, session};
+use dumn::scoring::job::Job;
+use dumn::scoring::session::Scoring;
+use dumn::udfs;
+
+use super::run::{ClusterArgs, ModelArgs};
+use super::EngineArgs;
+
+#[derive(Args)]
+pub struct SqlArgs {
+    /// Run these statements (separated by `;`) and exit.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    pub command: Option<String>,
+    /// Run the statements in this file and exit.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Register a table: NAME=LOCATION, a Parquet, CSV or TSV file or folder, local or
+    /// s3://. Repeat for several tables.
+    #[arg(long = "table", value_name = "NAME=LOCATION")]
+    pub tables: Vec<String>,
+    /// The model artifact behind dumn_ctr, dumn_dislike and dumn_score (local or s3://).
+    #[arg(long, value_name = "LOCATION")]
+    pub model: Option<String>,
+    /// A scoring job file: registers its input tables and its model (unless --model), and
+    /// defines the views `feedback` and `scoring_input` as of --date.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    /// With --job: the day whose scoring input to define (default: the job's date).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "job")]
+    pub date: Option<String>,
+    /// Rows printed per result; the rest are counted.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub max_rows: usize,
+    #[command(flatten)]
+    pub model_args: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Runs each statement of `sql` and prints its result.
+/// `name` (the command, a file, the prompt) is named in errors.
+async fn run_statements(
+    ctx: &SessionContext,
+    sql: &str,
+    name: &str,
+    max_rows: usize,
+) -> Result<()> {
+    let mut statements = Statements::parse(ctx, sql, name)?;
+    while let Some(df) = statements.next().await {
+        let mut stream = df?.execute_stream().await?;
+        let mut shown: Vec<RecordBatch> = Vec::new();
+        let (mut rows, mut kept) = (0usize, 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            if kept < max_rows {
+                let take = batch.num_rows().min(max_rows - kept);
+                shown.push(batch.slice(0, take));
+                kept += take;
+            }
+        }
+        if shown.iter().any(|b| b.num_columns() > 0) && rows > 0 {
+            println!("{}", pretty_format_batches(&shown)?);
+        }
+        if rows > kept {
+            println!("({rows} rows, first {kept} shown)");
+        } else {
+            println!("({rows} {})", if rows == 1 { "row" } else { "rows" });
+        }
+    }
+    Ok(())
+}
+
+/// The prompt: one statement per `;`, errors printed, `\q` or end of input to leave.
+async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        println!("dumn sql: end statements with `;`, leave with \\q or Ctrl-D");
+    }
+    let mut pending = String::new();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!(
+                "{}",
+                if pending.is_empty() {
+                    "dumn> "
+                } else {
+                    "  ... "
+                }
+            );
+            std::io::stdout().flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        if pending.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
+            break;
+        }
+        pending.push_str(&line);
+        pending.push('\n');
+        if line.trim_end().ends_with(';') {
+            let sql = std::mem::take(&mut pending);
+            if let Err(e) = run_statements(ctx, &sql, "the statement", max_rows).await {
+                eprintln!("error: {e:#}");
+                if !interactive {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    if !pending.trim().is_empty() {
+        run_statements(ctx, &pending, "the statement", max_rows).await?;
+    }
+    Ok(())
+}
+
+pub async fn run(args: SqlArgs) -> Result<()> {
+    match &args.job {
+        Some(path) => {
+            let mut job = Job::read(path)?;
+            if let Some(m) = &args.model {
+                job.model = m.clone();
+            }
+            let date = job.date(args.date.as_deref())?;
+            let scorer = args.model_args.scorer(&job.model, Some(&job)).await?;
+            let s = Scoring::open(
+                &job,
+                date,
+                scorer,
+                &args.engine.options(),
+                args.cluster.cluster.as_deref(),
+            )
+            .await?;
+            for w in &s.checks.warnings {
+                eprintln!("warning: {w}");
+            }
+            let result = statements(&args, &s.ctx).await;
+            s.close().await;
+            result
+        }
+        None => {
+            let local = session::context(&args.engine.options())?;
+            let scorer = match &args.model {
+                Some(m) => Some(args.model_args.scorer(m, None).await?),
+                None => None,
+            };
+            let ctx = match &args.cluster.cluster {
+                Some(url) => cluster::connect(&local, url, scorer).await?,
+                None => {
+                    udfs::register_model(&local, scorer);
+                    local
+                }
+            };
+            statements(&args, &ctx).await
+        }
+    }
+}
+
+/// Registers the --table tables and runs the statements of -c, -f or the prompt.
+async fn statements(args: &SqlArgs, ctx: &SessionContext) -> Result<()> {
+    Inputs::from_flags(None, &args.tables, None)?
+        .register(ctx, &[])
+        .await?;
+    match (&args.command, &args.file) {
+        (Some(sql), _) => run_statements(ctx, sql, "the command", args.max_rows).await,
+        (None, Some(path)) => {
+            let sql = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the SQL file {}", path.display()))?;
+            if sql.trim().is_empty() {
+                bail!("{} holds no SQL", path.display());
+            }
+            run_statements(ctx, &sql, &path.display().to_string(), args.max_rows).await
+        }
+        (None, None) => prompt(ctx, args.max_rows).await,
+    }
+}

@@ -1,0 +1,323 @@
+//! `dumn train`, `dumn ablate` and `dumn eval`: flags in, [`dumn::training::workflow`] does
+//! the work.
+//!
+//! Settings come from flags and, with `--job FILE`, from a TOML job file (`jobs/`); a flag
+//! overrides the file, and the file overrides the defaults
+//! ([`dumn::training::settings`]).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use dumn::io::{job_file, publish, Location};
+use dumn::model::artifact;
+use dumn::model::device::DeviceChoice;
+use dumn::training::evaluate::Label;
+use dumn::training::fit::{EpochRecord, Progress};
+use dumn::training::settings::{PrepareOptions, Source, TrainSettings};
+use dumn::training::workflow::{self as training, TrainingSet};
+
+use super::{row_spinner, EngineArgs};
+
+/// The flags of a training job; each may also come from the TOML file, under the same
+/// name with `_` for `-` (see [`TrainSettings`] for the defaults).
+#[derive(Args, Debug, Default, Serialize)]
+pub struct TrainFlags {
+    /// Raw logs: a folder (local or s3://) with impressions/, actions/, users/, items/; or,
+    /// with --adapter, the folder the adapter reads.
+    #[arg(long, value_name = "LOCATION")]
+    pub data: Option<String>,
+    /// Define the input tables with an adapter: kuairand, taobao or a .sql file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub adapter: Option<String>,
+    /// Your own SQL for the training examples (defines the view `training_examples`;
+    /// default: sql/training_examples.sql).
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
+    /// Where to write the model artifact: a local folder or s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    pub out: Option<String>,
+    /// The label to train for and select on: click (CTR) or dislike (paper §4.5).
+    #[arg(long, value_enum)]
+    pub label: Option<Label>,
+    /// The variant of the paper's ablations (DUMN, DUMN-FP, …) or a baseline (BASE_DIN,
+    /// BASE_FEATURES).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Most epochs (passes over the train split).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many epochs without a better validation AUC.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Examples per Adam step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam's learning rate (paper: 0.005).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// T, the longest sequence (paper: 100).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// m, slots per user memory (paper: 256).
+    #[arg(long, value_name = "M")]
+    pub memory_slots: Option<i64>,
+    /// Z, the size of a memory slot (paper: 64).
+    #[arg(long, value_name = "Z")]
+    pub slot_dim: Option<i64>,
+    /// Hidden units of the memory controller, eq. 8 (paper: 512).
+    #[arg(long, value_name = "N")]
+    pub controller_dim: Option<i64>,
+    /// Rows shuffled together while streaming the train split.
+    #[arg(long)]
+    pub shuffle_buffer: Option<usize>,
+    /// Validation starts here (default: 80% into the impressions' time range).
+    #[arg(long, value_name = "TIME")]
+    pub valid_from: Option<String>,
+    /// Test starts here (default: 90% into the time range).
+    #[arg(long, value_name = "TIME")]
+    pub test_from: Option<String>,
+    /// Largest embedding table per feature (rows).
+    #[arg(long)]
+    pub max_hash_size: Option<i64>,
+    /// Seed of the model's initialisation and the shuffling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the model runs: auto, cpu or cuda.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
+    /// Scratch folder for the materialised examples (default: a temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A TOML job file (see jobs/train-demo.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: TrainFlags,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+impl TrainArgs {
+    /// The job file (if any) under the flags: the settings, resolved.
+    fn settings(&self) -> Result<TrainSettings> {
+        let flags = toml::Table::try_from(&self.flags).context("reading the flags")?;
+        job_file::load(self.job.as_deref(), flags)
+    }
+}
+
+/// The progress display of a fit.
+struct Bar {
+    bar: ProgressBar,
+    name: String,
+}
+
+impl Bar {
+    fn new(name: &str) -> Self {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{bar:30} {human_pos}/{human_len} {msg} {prefix} {per_sec} eta {eta}",
+            )
+            .expect("a valid template"),
+        );
+        Self {
+            bar,
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn epoch_start(&self, epoch: usize, rows: u64) {
+        self.bar.reset();
+        self.bar.set_length(rows);
+        self.bar.set_message(format!("{} epoch {epoch}", self.name));
+    }
+    fn step(&self, examples: u64, loss: f64) {
+        self.bar.set_position(examples);
+        self.bar.set_prefix(format!("loss {loss:.4}"));
+    }
+    fn epoch_end(&self, r: &EpochRecord, improved: bool) {
+        self.bar.suspend(|| {
+            println!(
+                "{} epoch {:>2}: train loss {:.4}, {:.0} examples/s; validation {}{}",
+                self.name,
+                r.epoch,
+                r.train_loss,
+                r.examples_per_second,
+                r.valid.summary(),
+                if improved { "  (best so far)" } else { "" }
+            )
+        });
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Builds the training examples with a spinner counting the rows written.
+async fn prepare(
+    source: &Source,
+    options: &PrepareOptions,
+    engine: &EngineArgs,
+) -> Result<TrainingSet> {
+    let bar = row_spinner("training examples");
+    let progress = bar.clone();
+    let set = TrainingSet::prepare(source, options, &engine.options(), move |n| {
+        progress.set_position(n)
+    })
+    .await;
+    bar.finish_and_clear();
+    set
+}
+
+pub async fn run(args: TrainArgs) -> Result<()> {
+    let s = args.settings()?;
+    let out = Location::parse(
+        s.out
+            .as_deref()
+            .context("give --out LOCATION (or `out = ...` in the job file)")?,
+    )?;
+    publish::check_writable(&out).await?;
+    let options = s.prepare_options(training::reads_merged_feedback(&[&s.variant]))?;
+    let set = prepare(&s.source(), &options, &args.engine).await?;
+    training::train_variant(&set, &s, &s.variant, &out, &Bar::new(&s.variant)).await?;
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct AblateArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Variants to train (default: every variant of the paper's tables, then the
+    /// baselines BASE_DIN and BASE_FEATURES).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Vec<String>,
+}
+
+/// `dumn ablate`: every variant on the same examples and split, then a table.
+pub async fn ablate(args: AblateArgs) -> Result<()> {
+    let s = args.train.settings()?;
+    let out = Location::parse(
+        s.out
+            .as_deref()
+            .context("give --out LOCATION: one artifact per variant goes under it")?,
+    )?;
+    publish::check_writable(&out.join("x")).await?;
+    let variants = training::ablation_variants(&args.variants)?;
+    let bar = row_spinner("training examples");
+    let progress = bar.clone();
+    let result = training::ablate(
+        &s,
+        &variants,
+        &out,
+        &args.train.engine.options(),
+        move |n| progress.set_position(n),
+        &|v: &str| {
+            bar.finish_and_clear();
+            Box::new(Bar::new(v)) as Box<dyn Progress>
+        },
+    )
+    .await;
+    result.map(|_| ())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The model artifact folder.
+    pub model: PathBuf,
+    /// Raw logs, as for `dumn train`.
+    #[arg(long, value_name = "LOCATION")]
+    pub data: String,
+    /// An adapter, as for `dumn train`.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub adapter: Option<String>,
+    /// Your own SQL for the examples, as for `dumn train`.
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
+    /// Only impressions at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only impressions before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Also write the metrics as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `dumn eval`: the metrics of a saved model on any dataset.
+pub async fn eval(args: EvalArgs) -> Result<()> {
+    let device = args.device.resolve()?;
+    let loaded = artifact::load(&args.model, device)?;
+    let model = &loaded.model;
+    let source = Source {
+        data: Some(args.data.clone()),
+        adapter: args.adapter.clone(),
+        sql: args.sql.clone(),
+    };
+    let options = PrepareOptions {
+        seq_len: model.config.seq_len as usize,
+        merged_feedback: model.config.ablation.reads_merged_feedback(),
+        ..PrepareOptions::default()
+    };
+    let set = prepare(&source, &options, &args.engine).await?;
+    let predicate = training::time_range(args.from.as_deref(), args.until.as_deref())?;
+    let mut out = serde_json::Map::new();
+    for (label, m) in training::evaluate_model(model, &set, &predicate).await? {
+        println!("{}: {}", label.column(), m.summary());
+        out.insert(label.column().into(), serde_json::to_value(&m)?);
+    }
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_vec_pretty(&out)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_job_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("train.toml");
+        std::fs::write(&job, "data = \"d\"\nepochs = 3\nvariant = \"BASE_DIN\"\n").unwrap();
+        let args = TrainArgs {
+            job: Some(job.clone()),
+            flags: TrainFlags {
+                epochs: Some(7),
+                device: Some(DeviceChoice::Cpu),
+                label: Some(Label::Dislike),
+                ..Default::default()
+            },
+            engine: EngineArgs {
+                partitions: None,
+                memory_limit: None,
+            },
+        };
+        let s = args.settings().unwrap();
+        assert_eq!(s.epochs, 7, "the flag wins");
+        assert_eq!(s.variant, "BASE_DIN", "the file beats the default");
+        assert_eq!(s.data.as_deref(), Some("d"));
+        assert_eq!(s.device, DeviceChoice::Cpu);
+        assert_eq!(s.label, Label::Dislike);
+        assert_eq!(s.batch_size, TrainSettings::default().batch_size);
+        std::fs::write(&job, "candidate = 1\n").unwrap();
+        let err = format!("{:#}", args.settings().unwrap_err());
+        assert!(err.contains("candidate"), "{err}");
+    }
+}

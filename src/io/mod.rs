@@ -1,0 +1,19 @@
+//! Input and output: where data lives and how outputs appear whole.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`location`] | local, `file://` and `s3://` locations; list, put, get, remove |
+//! | [`stores`] | the S3 store of each bucket and the registry every session resolves URLs with |
+//! | [`publish`] | staging folders and the atomic publish of a folder with its `_SUCCESS` marker |
+//! | [`parquet`] | writing a query's result as a Parquet table, all or nothing |
+//! | [`job_file`] | reading a TOML job file, with overrides laid over it |
+//!
+//! This stage calls no other stage of the crate.
+
+pub mod job_file;
+pub mod location;
+pub mod parquet;
+pub mod publish;
+pub mod stores;
+
+pub use location::Location;

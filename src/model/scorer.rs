@@ -1,0 +1,245 @@
+//! Inference for scoring: a loaded model that scores rows of candidates, sharing each
+//! user's work among that user's candidates.
+//!
+//! Contract:
+//! - [`Scorer::score`] returns, for every input row and in input order, the click and the
+//!   dislike probability;
+//! - rows with the same user inputs (profile values and the four sequences) form one
+//!   *user*: its [`Dumn::user_step`] (embeddings, the self-attention of eq. 1-2, the
+//!   user-only halves of eq. 3 and eq. 8) runs once, and [`Dumn::candidate_step`] scores
+//!   all its candidates. Grouping is by value, not by position, so rows of one user need
+//!   not be adjacent; the data plane delivers them adjacent only so that they share a call;
+//! - a score depends on its own row only: not on the other rows of the call, their order,
+//!   or the batch size (inference never writes the memories of eq. 12, and every equation
+//!   masks padding). Different batch shapes may change the last bits of a float (results
+//!   agree within 1e-5);
+//! - the model runs under no-grad, in chunks of at most `batch_size` candidates, on the
+//!   device it was loaded on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tch::{Device, Tensor};
+
+use super::artifact::{Artifact, Manifest};
+use super::features::FeatureSchema;
+use super::inputs::model_inputs;
+use super::{CandidateBatch, Dumn, Example, UserBatch, HEAD_CLICK, HEAD_DISLIKE};
+
+/// Candidates per model call unless configured otherwise. On 2 CPU cores 2,048 scored
+/// fastest (about 5% ahead of 4,096: every temporary of a pass then stays under the C
+/// allocator's 32 MiB reuse limit, see [`super::device::tune_allocator`]); a GPU wants
+/// larger calls (`--batch-size`).
+pub const DEFAULT_BATCH_SIZE: usize = 2048;
+
+/// Click and dislike probability of one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    pub ctr: f32,
+    pub p_dislike: f32,
+}
+
+/// Counters of what a scorer did, for progress and benchmarks.
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    rows: AtomicU64,
+    users: AtomicU64,
+    nanos: AtomicU64,
+}
+
+/// What a scorer has done so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScorerStats {
+    /// Forward passes run.
+    pub calls: u64,
+    /// Candidates scored.
+    pub rows: u64,
+    /// User steps run (distinct users per call, summed over calls).
+    pub users: u64,
+    /// Time spent holding the model: building tensors, the forward, reading the results.
+    pub model_time: Duration,
+}
+
+/// A loaded model ready to score. One per process: every partition of a query shares it,
+/// and calls run one at a time (a CPU model already uses every core, a GPU is one device).
+#[derive(Debug)]
+pub struct Scorer {
+    model: Mutex<Dumn>,
+    manifest: Manifest,
+    batch_size: usize,
+    counters: Counters,
+}
+
+impl Scorer {
+    /// Wraps a loaded artifact; `batch_size` is the most candidates per model call.
+    pub fn new(artifact: Artifact, batch_size: usize) -> Self {
+        Self {
+            model: Mutex::new(artifact.model),
+            manifest: artifact.manifest,
+            batch_size: batch_size.max(1),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn model_version(&self) -> &str {
+        &self.manifest.model_version
+    }
+
+    pub fn schema(&self) -> &FeatureSchema {
+        &self.manifest.config.schema
+    }
+
+    pub fn device(&self) -> Device {
+        self.model.lock().expect("the model lock").device()
+    }
+
+    /// The input columns in argument order: the user fields (`user_id` first), the item
+    /// fields (`item_id` first), then `click_seq`, `unclick_seq`, `like_seq`, `dislike_seq`.
+    pub fn input_columns(&self) -> Vec<String> {
+        model_inputs(self.schema())
+    }
+
+    pub fn stats(&self) -> ScorerStats {
+        ScorerStats {
+            calls: self.counters.calls.load(Ordering::Relaxed),
+            rows: self.counters.rows.load(Ordering::Relaxed),
+            users: self.counters.users.load(Ordering::Relaxed),
+            model_time: Duration::from_nanos(self.counters.nanos.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Scores every row (labels are ignored), in input order.
+    pub fn score(&self, rows: &[Example]) -> Result<Vec<Scores>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let users = group_by_user(rows);
+        let model = self.model.lock().expect("the model lock");
+        let start = Instant::now();
+        let mut out = vec![
+            Scores {
+                ctr: f32::NAN,
+                p_dislike: f32::NAN
+            };
+            rows.len()
+        ];
+        let chunks = chunks(&users, self.batch_size);
+        let calls = chunks.len() as u64;
+        for chunk in chunks {
+            let probs = tch::no_grad(|| -> Result<Tensor> {
+                let profiles: Vec<_> = chunk
+                    .iter()
+                    .map(|p| {
+                        let e = &rows[p.rows[0]];
+                        (e.user.as_slice(), &e.history)
+                    })
+                    .collect();
+                let items: Vec<Vec<&[Option<i64>]>> = chunk
+                    .iter()
+                    .map(|p| p.rows.iter().map(|&r| rows[r].item.as_slice()).collect())
+                    .collect();
+                let device = model.device();
+                let ub = UserBatch::new(&model.config, &profiles, device)?;
+                let cb = CandidateBatch::new(&model.config, &items, device)?;
+                let state = model.user_step(&ub);
+                Ok(model.candidate_step(&state, &cb).sigmoid())
+            })
+            .context("scoring a batch of candidates")?;
+            let probs = probs.to_device(Device::Cpu).contiguous();
+            let ctr: Vec<f32> = Vec::try_from(probs.select(1, HEAD_CLICK))?;
+            let dislike: Vec<f32> = Vec::try_from(probs.select(1, HEAD_DISLIKE))?;
+            let mut i = 0;
+            for piece in &chunk {
+                for &r in piece.rows {
+                    out[r] = Scores {
+                        ctr: ctr[i],
+                        p_dislike: dislike[i],
+                    };
+                    i += 1;
+                }
+            }
+        }
+        drop(model);
+        let c = &self.counters;
+        c.calls.fetch_add(calls, Ordering::Relaxed);
+        c.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        c.users.fetch_add(users.len() as u64, Ordering::Relaxed);
+        c.nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// What makes a user: the profile values and the four sequences.
+type UserKey<'a> = (&'a [Option<i64>], &'a [Vec<i64>; 4]);
+
+/// The rows of one distinct user, in input order.
+fn group_by_user(rows: &[Example]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<UserKey, usize> = HashMap::new();
+    let mut users: Vec<Vec<usize>> = Vec::new();
+    for (r, e) in rows.iter().enumerate() {
+        let key = (e.user.as_slice(), &e.history.items);
+        let u = *index.entry(key).or_insert_with(|| {
+            users.push(Vec::new());
+            users.len() - 1
+        });
+        users[u].push(r);
+    }
+    users
+}
+
+/// A run of one user's rows that goes into one model call.
+struct Piece<'a> {
+    rows: &'a [usize],
+}
+
+/// Cuts users into model calls of at most `batch_size` candidates. A user with more
+/// candidates than that is cut into pieces, each with its own (identical) user step.
+fn chunks(users: &[Vec<usize>], batch_size: usize) -> Vec<Vec<Piece<'_>>> {
+    let mut out = Vec::new();
+    let mut current: Vec<Piece> = Vec::new();
+    let mut size = 0;
+    for rows in users {
+        for part in rows.chunks(batch_size) {
+            if size + part.len() > batch_size && !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+                size = 0;
+            }
+            size += part.len();
+            current.push(Piece { rows: part });
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_hold_at_most_batch_size_and_keep_every_row_once() {
+        let users: Vec<Vec<usize>> = vec![(0..5).collect(), (5..17).collect(), vec![17]];
+        for bs in [1, 3, 4, 7, 100] {
+            let chunks = chunks(&users, bs);
+            let mut seen = Vec::new();
+            for c in &chunks {
+                assert!(c.iter().map(|p| p.rows.len()).sum::<usize>() <= bs);
+                seen.extend(c.iter().flat_map(|p| p.rows.iter().copied()));
+            }
+            seen.sort();
+            assert_eq!(seen, (0..18).collect::<Vec<_>>(), "batch size {bs}");
+        }
+        assert_eq!(chunks(&users, 100).len(), 1);
+    }
+}

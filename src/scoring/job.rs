@@ -1,0 +1,98 @@
+//! A scoring job file (`jobs/demo.toml`): inputs, model, output root and options.
+//!
+//! Contract: [`Job::read`] reads the file with [`crate::io::job_file::load`]; unknown keys
+//! are errors naming the key; `dislike_threshold` lies in [0, 1] and `top_k` is at least 1.
+//! Relative paths are read from the folder the command runs in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::data::contract::Inputs;
+use crate::io::{job_file, Location};
+use crate::model::device::DeviceChoice;
+
+/// A scoring job file (TOML; see jobs/demo.toml). Relative paths are read from the folder
+/// the command runs in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Raw logs: a folder (local or s3://) with impressions/, actions/, users/, items/ and
+    /// candidates/; or, with `adapter`, the folder the adapter reads.
+    pub data: Option<String>,
+    /// Per-table locations that override `data/<name>`, e.g. `candidates = "s3://…"`.
+    #[serde(default)]
+    pub tables: BTreeMap<String, String>,
+    /// An adapter (kuairand, taobao or a .sql file) that defines the input tables.
+    pub adapter: Option<String>,
+    /// The model artifact (local folder or s3://).
+    pub model: String,
+    /// The output root: the run writes `scores/dt=D/` and `ranking/dt=D/` under it.
+    pub out: String,
+    /// The day to score when `--date` is not given (YYYY-MM-DD).
+    pub date: Option<String>,
+    /// Your own SQL for the scoring input (defines `scoring_input`).
+    pub sql: Option<PathBuf>,
+    /// Your own SQL for the score table (defines `scores`; see sql/scores.sql).
+    pub scores_sql: Option<PathBuf>,
+    /// Your own SQL for the ranking table (defines `ranking`; see sql/ranking.sql).
+    pub ranking_sql: Option<PathBuf>,
+    /// Candidates per model call.
+    pub batch_size: Option<usize>,
+    /// Where the model runs: auto, cpu or cuda.
+    pub device: Option<DeviceChoice>,
+    /// Candidates with a higher dislike probability are left out of the ranking.
+    #[serde(default = "default_threshold")]
+    pub dislike_threshold: f64,
+    /// Candidates kept per user in the ranking.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+}
+
+fn default_threshold() -> f64 {
+    0.5
+}
+
+fn default_top_k() -> usize {
+    50
+}
+
+impl Job {
+    /// Reads and checks a job file.
+    pub fn read(path: &Path) -> Result<Job> {
+        let job: Job = job_file::load(Some(path), toml::Table::new())?;
+        ensure!(
+            (0.0..=1.0).contains(&job.dislike_threshold),
+            "in the job file {}: dislike_threshold must be between 0 and 1, not {}",
+            path.display(),
+            job.dislike_threshold
+        );
+        ensure!(
+            job.top_k > 0,
+            "in the job file {}: top_k must be at least 1",
+            path.display()
+        );
+        Ok(job)
+    }
+
+    /// The input tables the job names.
+    pub fn inputs(&self) -> Result<Inputs> {
+        let mut inputs = Inputs::from_flags(self.data.as_deref(), &[], self.adapter.as_deref())?;
+        for (name, loc) in &self.tables {
+            inputs.tables.insert(name.clone(), Location::parse(loc)?);
+        }
+        Ok(inputs)
+    }
+
+    /// The day to score: `flag`, else the job's `date`, else today (UTC).
+    pub fn date(&self, flag: Option<&str>) -> Result<NaiveDate> {
+        match flag.or(self.date.as_deref()) {
+            Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .with_context(|| format!("`{d}` is not a date; write YYYY-MM-DD")),
+            None => Ok(chrono::Utc::now().date_naive()),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `dumn run`: the nightly scoring job, for one day D.
+//!
+//! 1. loads the model artifact (local or s3://) once, on the job's device;
+//! 2. builds `scoring_input` with sql/ as of D (feedback strictly before D's midnight);
+//! 3. writes `OUT/scores/dt=D/` with sql/scores.sql: one row per candidate;
+//! 4. writes `OUT/ranking/dt=D/` with sql/ranking.sql, read from the scores just written;
+//! 5. publishes both, each with a `_SUCCESS` marker (rows, model version) written last.
+//!
+//! Both tables are first written into hidden staging folders beside their targets and
+//! published only when both are complete: a failed or killed run leaves day D as it was
+//! (readable, from the previous run, or absent), and a re-run of D replaces that day's
+//! files exactly and removes the staging folders that the failed run left (see
+//! [`crate::io::parquet::stage_parquet`]). Runs of the same day must not overlap.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{NaiveDate, SubsecRound};
+
+use super::job::Job;
+use super::session::Scoring;
+use crate::data::contract;
+use crate::data::script::{self, Params, Script};
+use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
+use crate::engine::session::EngineOptions;
+use crate::io::parquet::stage_parquet;
+use crate::io::{publish, Location};
+use crate::model::device::describe;
+use crate::model::scorer::Scorer;
+
+/// Runs `job` for `date` with `scorer`, in this process or on the cluster whose
+/// scheduler is at `cluster`; `on_rows` is called with the candidates scored so far and
+/// the number to score.
+pub async fn run(
+    job: &Job,
+    date: NaiveDate,
+    scorer: Arc<Scorer>,
+    engine: &EngineOptions,
+    cluster: Option<&str>,
+    on_rows: impl Fn(u64, u64) + Send + Sync + 'static,
+) -> Result<()> {
+    let out = Location::parse(&job.out)?;
+    let day = format!("dt={date}");
+    let scores_at = out.join("scores").join(&day);
+    let ranking_at = out.join("ranking").join(&day);
+    publish::check_writable(&scores_at).await?;
+    publish::check_writable(&ranking_at).await?;
+
+    let started = Instant::now();
+    let scoring = Scoring::open(job, date, scorer, engine, cluster).await?;
+    let result = score_day(
+        job,
+        date,
+        (&scores_at, &ranking_at),
+        &scoring,
+        cluster,
+        started,
+        on_rows,
+    )
+    .await;
+    scoring.close().await;
+    result
+}
+
+/// Writes and publishes the day's tables from an open [`Scoring`] session.
+async fn score_day(
+    job: &Job,
+    date: NaiveDate,
+    (scores_at, ranking_at): (&Location, &Location),
+    scoring: &Scoring,
+    cluster: Option<&str>,
+    started: Instant,
+    on_rows: impl Fn(u64, u64) + Send + Sync + 'static,
+) -> Result<()> {
+    let Scoring {
+        ctx,
+        scorer,
+        checks,
+        ..
+    } = scoring;
+    let scored_at = chrono::Utc::now();
+    for w in &checks.warnings {
+        eprintln!("warning: {w}");
+    }
+    let version = scorer.model_version().to_string();
+    let candidates = checks.rows.get("candidates").copied().unwrap_or(0);
+    println!(
+        "scoring {candidates} candidates for {date} with model {version} on {}",
+        match cluster {
+            Some(url) => format!("the cluster at {url}"),
+            None => describe(scorer.device()),
+        }
+    );
+
+    // The score table.
+    let candidate_columns: Vec<String> = ctx
+        .table("candidates")
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| quote_ident(f.name()))
+        .collect();
+    let params = Params::new()
+        .with("candidate_columns", candidate_columns.join(", "))
+        .with(
+            "model_inputs",
+            scorer
+                .input_columns()
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .with("model_version", quote_literal(&version))
+        .with(
+            "scored_at",
+            timestamp_literal(scored_at.naive_utc().trunc_subsecs(6)),
+        )
+        .with("dislike_threshold", job.dislike_threshold.to_string())
+        .with("top_k", job.top_k.to_string());
+    let scores_sql = match &job.scores_sql {
+        Some(p) => Script::from_file(p)?,
+        None => script::scores(),
+    };
+    scores_sql.run(ctx, &params).await?;
+    let df = ctx
+        .table("scores")
+        .await
+        .with_context(|| format!("{} must define the view `scores`", scores_sql.name))?;
+    let scores = stage_parquet(df, scores_at, move |n| on_rows(n, candidates)).await?;
+    let scoring_secs = started.elapsed().as_secs_f64();
+
+    // The ranking table, from the scores just written.
+    let ranked = async {
+        ctx.deregister_table("scores")?;
+        contract::register(ctx, "scores", &scores.staging).await?;
+        let ranking_sql = match &job.ranking_sql {
+            Some(p) => Script::from_file(p)?,
+            None => script::ranking(),
+        };
+        ranking_sql.run(ctx, &params).await?;
+        let df = ctx
+            .table("ranking")
+            .await
+            .with_context(|| format!("{} must define the view `ranking`", ranking_sql.name))?;
+        stage_parquet(df, ranking_at, |_| {}).await
+    }
+    .await;
+    let ranking = match ranked {
+        Ok(r) => r,
+        Err(e) => {
+            scores.discard().await;
+            return Err(e);
+        }
+    };
+
+    // Publish both; the markers come last.
+    let marker = |table: &str| {
+        serde_json::json!({
+            "table": table,
+            "date": date.to_string(),
+            "model_version": version,
+            "scored_at": scored_at.to_rfc3339(),
+            "dislike_threshold": job.dislike_threshold,
+            "top_k": job.top_k,
+        })
+    };
+    let scored = scores.publish(scores_at, marker("scores")).await;
+    let scored = match scored {
+        Ok(s) => s,
+        Err(e) => {
+            ranking.discard().await;
+            return Err(e);
+        }
+    };
+    let ranked = ranking.publish(ranking_at, marker("ranking")).await?;
+
+    let secs = started.elapsed().as_secs_f64();
+    let rate = scored.rows as f64 / scoring_secs;
+    let stats = scorer.stats();
+    if cluster.is_some() {
+        // The model ran in the executors; this process only planned and wrote.
+        println!(
+            "scored {} candidates in {scoring_secs:.2}s ({rate:.0} candidates/s end to end, on \
+             the cluster)",
+            scored.rows
+        );
+    } else {
+        println!(
+            "scored {} candidates in {scoring_secs:.2}s ({rate:.0} candidates/s end to end; \
+             model {:.2}s in {} forward passes, {:.1} candidates per pass, {:.1} per user step)",
+            scored.rows,
+            stats.model_time.as_secs_f64(),
+            stats.calls,
+            stats.rows as f64 / stats.calls.max(1) as f64,
+            stats.rows as f64 / stats.users.max(1) as f64
+        );
+    }
+    println!("wrote {} score rows to {scores_at}", scored.rows);
+    println!(
+        "wrote {} ranking rows (top {}, p_dislike <= {}) to {ranking_at}",
+        ranked.rows, job.top_k, job.dislike_threshold
+    );
+    println!("done in {secs:.2}s");
+    Ok(())
+}

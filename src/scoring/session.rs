@@ -1,0 +1,134 @@
+//! A session ready to score a job's day: the model's functions registered, the inputs
+//! checked, the views `feedback` and `scoring_input` defined as of the day.
+
+use std::sync::Arc;
+
+use anyhow::{ensure, Result};
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+
+use super::job::Job;
+use crate::data::contract::Preflight;
+use crate::data::pipeline::{self, ModelInput, Scratch};
+use crate::data::script::{Params, Script};
+use crate::engine::cluster::connect;
+use crate::engine::session::{self, EngineOptions};
+use crate::io::Location;
+use crate::model::artifact;
+use crate::model::device::DeviceChoice;
+use crate::model::scorer::{Scorer, DEFAULT_BATCH_SIZE};
+use crate::udfs;
+
+/// Loads the model at `model` (local or s3://) onto `device` as a scorer of at most
+/// `batch_size` candidates per call (default [`DEFAULT_BATCH_SIZE`]).
+pub async fn load_scorer(
+    model: &str,
+    device: DeviceChoice,
+    batch_size: Option<usize>,
+) -> Result<Arc<Scorer>> {
+    let device = device.resolve()?;
+    let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+    ensure!(batch_size > 0, "the batch size must be at least 1");
+    let artifact = artifact::open(&Location::parse(model)?, device).await?;
+    Ok(Arc::new(Scorer::new(artifact, batch_size)))
+}
+
+/// A session ready to score a job's day: the model registered behind `dumn_score`,
+/// `dumn_ctr` and `dumn_dislike`, the input tables checked, and the views `feedback` and
+/// `scoring_input` defined as of `date`. On a cluster the candidates ordered by user are
+/// written to `scratch`, under the job's output root, which [`Scoring::close`] removes.
+pub struct Scoring {
+    pub ctx: SessionContext,
+    pub scorer: Arc<Scorer>,
+    pub checks: Preflight,
+    scratch: Scratch,
+}
+
+impl Scoring {
+    /// Opens the session of `job` for `date`, scoring with `scorer`, in this process or
+    /// on the cluster whose scheduler is at `cluster`.
+    pub async fn open(
+        job: &Job,
+        date: NaiveDate,
+        scorer: Arc<Scorer>,
+        engine: &EngineOptions,
+        cluster: Option<&str>,
+    ) -> Result<Scoring> {
+        let local = session::context(engine)?;
+        let (ctx, scratch) = match cluster {
+            Some(url) => {
+                let ctx = connect(&local, url, Some(scorer.clone())).await?;
+                let run = format!(
+                    "{date}-{}-{}",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+                    std::process::id()
+                );
+                let scratch = Location::parse(&job.out)?.join("_scratch").join(&run);
+                (ctx, Scratch::At(scratch))
+            }
+            None => {
+                udfs::register_model(&local, Some(scorer.clone()));
+                (local, Scratch::Temporary)
+            }
+        };
+        match Self::define(job, date, &ctx, &scorer, &scratch).await {
+            Ok(checks) => Ok(Scoring {
+                ctx,
+                scorer,
+                checks,
+                scratch,
+            }),
+            Err(e) => {
+                scratch.remove().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes what the session wrote besides its outputs (on a cluster, the scratch
+    /// folder).
+    pub async fn close(self) {
+        self.scratch.remove().await;
+    }
+
+    async fn define(
+        job: &Job,
+        date: NaiveDate,
+        ctx: &SessionContext,
+        scorer: &Scorer,
+        scratch: &Scratch,
+    ) -> Result<Preflight> {
+        let params = Params::new()
+            .seq_len(scorer.manifest().config.seq_len as usize)?
+            .cutoff(date.and_hms_opt(0, 0, 0).expect("midnight"));
+        let last = job.sql.as_deref().map(Script::from_file).transpose()?;
+        let (df, checks) = pipeline::prepare(
+            ctx,
+            &job.inputs()?,
+            ModelInput::Scoring,
+            last.as_ref(),
+            &params,
+            scratch,
+        )
+        .await?;
+        let have: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        for col in scorer.input_columns() {
+            ensure!(
+                have.contains(&col),
+                "model {} reads the column `{col}`, which `scoring_input` ({}) does not have; \
+                 it has: {}. Score with a model trained on these columns, or add `{col}` to \
+                 the SQL",
+                scorer.model_version(),
+                last.as_ref()
+                    .map_or("sql/scoring_input.sql", |s| s.name.as_str()),
+                have.join(", ")
+            );
+        }
+        Ok(checks)
+    }
+}

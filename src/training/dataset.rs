@@ -1,0 +1,298 @@
+//! Training data for `dumn train` and `dumn eval`: the feature schema read off the input
+//! tables, the split by time, and the examples streamed back in batches.
+//!
+//! Contract:
+//! - the split is by time, never random: train is `ts < valid_from`, validation
+//!   `valid_from <= ts < test_from`, test `ts >= test_from`. Without explicit times the
+//!   boundaries cut the impressions' time range at 80% and 90%;
+//! - the examples are materialised once as Parquet in a work folder, then read back in
+//!   file order (one partition), so a run is repeatable and a dataset larger than memory
+//!   trains: only a shuffle buffer of rows is ever held.
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, NaiveDateTime};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use serde::Serialize;
+
+use crate::data::sql::{quote_ident, timestamp_literal};
+use crate::engine::session::first_row;
+use crate::io::Location;
+use crate::model::features::{FeatureSchema, FieldSpec};
+
+/// Which part of the split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Part {
+    Train,
+    Valid,
+    Test,
+}
+
+/// The time boundaries of the split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Split {
+    pub valid_from: NaiveDateTime,
+    pub test_from: NaiveDateTime,
+}
+
+impl Split {
+    /// The split of the registered `impressions`: explicit boundaries, or 80% / 90% of its
+    /// time range. Boundaries out of order are an error.
+    pub async fn resolve(
+        ctx: &SessionContext,
+        valid_from: Option<NaiveDateTime>,
+        test_from: Option<NaiveDateTime>,
+    ) -> Result<Split> {
+        let (valid_from, test_from) = match (valid_from, test_from) {
+            (Some(v), Some(t)) => (v, t),
+            (v, t) => {
+                let r = first_row(
+                    ctx,
+                    "SELECT CAST(min(CAST(ts AS TIMESTAMP(6))) AS BIGINT), \
+                     CAST(max(CAST(ts AS TIMESTAMP(6))) AS BIGINT) FROM impressions",
+                )
+                .await?;
+                let (Some(lo), Some(hi)) = (r[0], r[1]) else {
+                    bail!("table `impressions` has no timestamps to split by");
+                };
+                let at = |f: f64| {
+                    DateTime::from_timestamp_micros(lo + ((hi - lo) as f64 * f) as i64)
+                        .expect("a time in range")
+                        .naive_utc()
+                };
+                (v.unwrap_or_else(|| at(0.8)), t.unwrap_or_else(|| at(0.9)))
+            }
+        };
+        if valid_from > test_from {
+            bail!("the validation split starts ({valid_from}) after the test split ({test_from})");
+        }
+        Ok(Split {
+            valid_from,
+            test_from,
+        })
+    }
+
+    /// The SQL predicate on `ts` that selects `part`.
+    pub fn predicate(&self, part: Part) -> String {
+        let (v, t) = (
+            timestamp_literal(self.valid_from),
+            timestamp_literal(self.test_from),
+        );
+        match part {
+            Part::Train => format!("ts < {v}"),
+            Part::Valid => format!("ts >= {v} AND ts < {t}"),
+            Part::Test => format!("ts >= {t}"),
+        }
+    }
+
+    /// How a part is described in messages.
+    pub fn describe(&self, part: Part) -> String {
+        match part {
+            Part::Train => format!("train (before {})", self.valid_from),
+            Part::Valid => format!("validation ({} to {})", self.valid_from, self.test_from),
+            Part::Test => format!("test (from {})", self.test_from),
+        }
+    }
+}
+
+/// Rows in the embedding table of a field with `distinct` values: twice that, at least 64,
+/// at most `cap` (hashing shares rows beyond it).
+fn hash_size(distinct: i64, cap: i64) -> i64 {
+    (2 * distinct.max(1) + 1).clamp(64, cap.max(64))
+}
+
+/// What the `feedback` view holds, read in one pass: distinct ids (to size the id
+/// embeddings) and the explicit feedback (which some variants need).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedbackSummary {
+    pub users: i64,
+    pub items: i64,
+    pub likes: u64,
+    pub dislikes: u64,
+}
+
+impl FeedbackSummary {
+    pub async fn read(ctx: &SessionContext) -> Result<Self> {
+        let r = first_row(
+            ctx,
+            "SELECT approx_distinct(user_id), approx_distinct(item_id), \
+             count(*) FILTER (WHERE kind = 'like'), count(*) FILTER (WHERE kind = 'dislike') \
+             FROM feedback",
+        )
+        .await
+        .context("summarising the feedback")?;
+        let v = |i: usize| r[i].unwrap_or(0);
+        Ok(Self {
+            users: v(0),
+            items: v(1),
+            likes: v(2) as u64,
+            dislikes: v(3) as u64,
+        })
+    }
+}
+
+/// The model's feature schema from the registered `users` and `items` tables: `user_id`
+/// and every other `users` column, `item_id` and every other `items` column. Each table
+/// is sized from the approximate number of distinct values (ids also from the feedback),
+/// capped at `cap` rows.
+pub async fn feature_schema(
+    ctx: &SessionContext,
+    feedback: &FeedbackSummary,
+    cap: i64,
+) -> Result<FeatureSchema> {
+    let mut sides = Vec::new();
+    for (table, id) in [("users", "user_id"), ("items", "item_id")] {
+        let schema = ctx.table(table).await?.schema().as_arrow().clone();
+        let cols: Vec<String> = std::iter::once(id.to_string())
+            .chain(
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .filter(|n| n != id),
+            )
+            .collect();
+        let counts = first_row(
+            ctx,
+            &format!(
+                "SELECT {} FROM {table}",
+                cols.iter()
+                    .map(|c| format!("approx_distinct({})", quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .await
+        .with_context(|| format!("sizing the features of table `{table}`"))?;
+        let ids_in_logs = if table == "users" {
+            feedback.users
+        } else {
+            feedback.items
+        };
+        sides.push(
+            cols.iter()
+                .zip(counts)
+                .enumerate()
+                .map(|(i, (c, n))| {
+                    let n = n.unwrap_or(0);
+                    let n = if i == 0 { n.max(ids_in_logs) } else { n };
+                    FieldSpec::new(c.clone(), hash_size(n, cap))
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    let item_fields = sides.pop().expect("items");
+    let user_fields = sides.pop().expect("users");
+    let schema = FeatureSchema {
+        user_fields,
+        item_fields,
+    };
+    schema.validate().map_err(anyhow::Error::msg)?;
+    Ok(schema)
+}
+
+/// The materialised training examples (Parquet files), read back: one session, one
+/// partition, file order.
+pub struct ExampleFiles {
+    ctx: SessionContext,
+    location: Location,
+}
+
+impl ExampleFiles {
+    pub async fn open(location: &Location) -> Result<Self> {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_object_store_registry(crate::io::stores::Stores::registry())
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(
+            SessionConfig::new().with_target_partitions(1),
+            runtime,
+        );
+        ctx.register_parquet(
+            "examples",
+            &location.url(true),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .with_context(|| format!("reading the examples at {location}"))?;
+        Ok(Self {
+            ctx,
+            location: location.clone(),
+        })
+    }
+
+    /// The rows matching `predicate` (SQL on the examples' columns), in a stable order.
+    pub async fn stream(&self, predicate: &str) -> Result<SendableRecordBatchStream> {
+        let df = self
+            .ctx
+            .sql(&format!("SELECT * FROM examples WHERE {predicate}"))
+            .await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// Rows matching `predicate`.
+    pub async fn count(&self, predicate: &str) -> Result<u64> {
+        let r = first_row(
+            &self.ctx,
+            &format!("SELECT count(*) FROM examples WHERE {predicate}"),
+        )
+        .await?;
+        Ok(r[0].unwrap_or(0) as u64)
+    }
+
+    /// Checks that `label` holds only 0/1 (or false/true), naming a bad value.
+    pub async fn check_label(&self, label: &str) -> Result<()> {
+        let sql = format!(
+            "SELECT CAST({label} AS BIGINT) AS v, count(*) FROM examples \
+             WHERE {label} IS NULL OR CAST({label} AS BIGINT) NOT IN (0, 1) GROUP BY 1 LIMIT 1"
+        );
+        let batches = self
+            .ctx
+            .sql(&sql)
+            .await
+            .with_context(|| {
+                format!(
+                    "the examples at {} have no usable label column `{label}`",
+                    self.location
+                )
+            })?
+            .collect()
+            .await?;
+        if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
+            let v = datafusion::arrow::util::display::array_value_to_string(b.column(0), 0)?;
+            bail!("the label column `{label}` holds {v}; labels must be 0 or 1 (true or false)");
+        }
+        Ok(())
+    }
+
+    /// The timestamps (microseconds) and user ids of a batch, for GAUC and the split test.
+    pub fn users_and_times(batch: &RecordBatch) -> Result<(Vec<i64>, Vec<i64>)> {
+        let users = cast(
+            batch.column_by_name("user_id").context("no user_id")?,
+            &DataType::Int64,
+        )?;
+        let ts = cast(
+            batch.column_by_name("ts").context("no ts")?,
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
+        let ts = cast(&ts, &DataType::Int64)?;
+        Ok((
+            users.as_primitive::<Int64Type>().values().to_vec(),
+            ts.as_primitive::<Int64Type>().values().to_vec(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_sizes_grow_with_distinct_values_and_are_capped() {
+        assert_eq!(hash_size(0, 1 << 20), 64);
+        assert_eq!(hash_size(1000, 1 << 20), 2001);
+        assert_eq!(hash_size(10_000_000, 1 << 20), 1 << 20);
+    }
+}

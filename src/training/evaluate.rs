@@ -1,0 +1,153 @@
+//! Evaluating a model: the metrics of one label on a split of the materialised examples
+//! ([`evaluate`]), or of both labels on examples in memory ([`evaluate_in_memory`]).
+//!
+//! Contract: scores come from [`Dumn::predict`] (no memory write, no gradient); AUC and
+//! logloss are over every row, GAUC weights each user's AUC by their rows and skips users
+//! whose rows all share one label (see [`super::metrics`]).
+
+use anyhow::Result;
+use futures::StreamExt;
+use serde::Serialize;
+use tch::Device;
+
+use super::dataset::ExampleFiles;
+use super::metrics::{auc, gauc, logloss};
+use crate::model::inputs::from_batch;
+use crate::model::{Batch, Dumn, Example, HEAD_CLICK, HEAD_DISLIKE};
+
+/// Which label the model is selected and reported on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    /// The click-through rate: column `clicked`, the click head.
+    Click,
+    /// The dislike probability of paper §4.5: column `disliked`, the dislike head.
+    Dislike,
+}
+
+impl Label {
+    pub fn column(self) -> &'static str {
+        match self {
+            Label::Click => "clicked",
+            Label::Dislike => "disliked",
+        }
+    }
+
+    pub fn head(self) -> i64 {
+        match self {
+            Label::Click => HEAD_CLICK,
+            Label::Dislike => HEAD_DISLIKE,
+        }
+    }
+
+    pub fn of(self, e: &Example) -> bool {
+        match self {
+            Label::Click => e.click,
+            Label::Dislike => e.dislike,
+        }
+    }
+}
+
+/// Metrics of one label on one split.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metrics {
+    pub rows: usize,
+    pub auc: Option<f64>,
+    pub gauc: Option<f64>,
+    /// Users in the split, and those skipped by GAUC because all their impressions have one
+    /// label.
+    pub gauc_users: usize,
+    pub gauc_skipped_users: usize,
+    pub logloss: f64,
+}
+
+impl Metrics {
+    pub fn summary(&self) -> String {
+        let f = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.4}"));
+        format!(
+            "AUC {} GAUC {} logloss {:.4} ({} rows; GAUC skipped {} of {} users with one class)",
+            f(self.auc),
+            f(self.gauc),
+            self.logloss,
+            self.rows,
+            self.gauc_skipped_users,
+            self.gauc_users
+        )
+    }
+}
+
+/// Examples per forward pass when evaluating.
+pub const EVAL_BATCH: usize = 1024;
+
+/// Scores every row of `files` that matches `predicate` (SQL on the examples' columns,
+/// e.g. a split's [`super::dataset::Split::predicate`]) and computes the metrics of
+/// `label`.
+pub async fn evaluate(
+    model: &Dumn,
+    files: &ExampleFiles,
+    predicate: &str,
+    label: Label,
+    batch_size: usize,
+) -> Result<Metrics> {
+    let device = model.device();
+    let schema = &model.config.schema;
+    let (mut users, mut scores, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stream = files.stream(predicate).await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let (u, _) = ExampleFiles::users_and_times(&batch)?;
+        let rows = from_batch(&batch, schema, true)?;
+        for (chunk, u) in rows.chunks(batch_size).zip(u.chunks(batch_size)) {
+            let b = Batch::from_examples(&model.config, chunk, device)?;
+            let p = model.predict(&b).to_device(Device::Cpu);
+            scores.extend(Vec::<f32>::try_from(p.select(1, label.head()))?);
+            labels.extend(chunk.iter().map(|e| label.of(e)));
+            users.extend_from_slice(u);
+        }
+    }
+    let g = gauc(&users, &scores, &labels);
+    Ok(Metrics {
+        rows: scores.len(),
+        auc: auc(&scores, &labels),
+        gauc: g.value,
+        gauc_users: g.users,
+        gauc_skipped_users: g.skipped_users,
+        logloss: logloss(&scores, &labels),
+    })
+}
+
+/// Both labels' metrics of a model on examples held in memory (the demo's and the tests'
+/// generated examples).
+#[derive(Debug, Clone, Copy)]
+pub struct InMemoryMetrics {
+    pub click_auc: Option<f64>,
+    pub dislike_auc: Option<f64>,
+    pub click_logloss: f64,
+    pub rows: usize,
+}
+
+/// Scores `examples` in batches and computes AUC and logloss.
+pub fn evaluate_in_memory(
+    model: &Dumn,
+    examples: &[Example],
+    batch_size: usize,
+    device: Device,
+) -> Result<InMemoryMetrics> {
+    let mut click = Vec::with_capacity(examples.len());
+    let mut dislike = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = Batch::from_examples(&model.config, chunk, device)?;
+        let p = model.predict(&batch).to_device(Device::Cpu);
+        click.extend(Vec::<f32>::try_from(p.select(1, HEAD_CLICK))?);
+        dislike.extend(Vec::<f32>::try_from(p.select(1, HEAD_DISLIKE))?);
+    }
+    let clicked: Vec<bool> = examples.iter().map(|e| e.click).collect();
+    let disliked: Vec<bool> = examples.iter().map(|e| e.dislike).collect();
+    let logloss = logloss(&click, &clicked);
+    Ok(InMemoryMetrics {
+        click_auc: auc(&click, &clicked),
+        dislike_auc: auc(&dislike, &disliked),
+        click_logloss: logloss,
+        rows: examples.len(),
+    })
+}

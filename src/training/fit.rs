@@ -1,0 +1,244 @@
+//! The training loop of `dumn train`: epochs over streamed examples, validation after each
+//! epoch, early stopping, and the best-on-validation weights kept (never chosen on test).
+//!
+//! Contract:
+//! - each epoch streams the train split once, through a shuffle buffer of
+//!   `shuffle_buffer` rows (seeded), in minibatches of `batch_size`;
+//! - after each epoch the validation metric of the chosen label (AUC) is computed; the
+//!   weights of the best epoch so far are copied aside; training stops after `patience`
+//!   epochs without improvement or after `epochs`;
+//! - the model ends with the best epoch's weights, and only then is the test split scored.
+
+use anyhow::{bail, Result};
+use futures::StreamExt;
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use serde::Serialize;
+use tch::Device;
+
+use super::dataset::{ExampleFiles, Part, Split};
+use super::evaluate::{evaluate, Label, Metrics, EVAL_BATCH};
+use super::step::Trainer;
+use crate::model::features::FeatureSchema;
+use crate::model::inputs::from_batch;
+use crate::model::{Batch, Dumn, Example};
+
+/// Settings of the loop.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub patience: usize,
+    pub shuffle_buffer: usize,
+    pub seed: u64,
+    pub label: Label,
+}
+
+/// One epoch's record, for the report and the learning curve.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_examples: u64,
+    pub seconds: f64,
+    pub examples_per_second: f64,
+    pub valid: Metrics,
+}
+
+/// What [`EarlyStopping::update`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A new best: keep these weights.
+    Improved,
+    /// Not better; go on.
+    Continue,
+    /// `patience` epochs without improvement: stop.
+    Stop,
+}
+
+/// Tracks the best validation metric (higher is better).
+#[derive(Debug, Clone)]
+pub struct EarlyStopping {
+    patience: usize,
+    pub best_epoch: Option<usize>,
+    best: f64,
+    since_best: usize,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize) -> Self {
+        Self {
+            patience: patience.max(1),
+            best_epoch: None,
+            best: f64::NEG_INFINITY,
+            since_best: 0,
+        }
+    }
+
+    /// Records `metric` of `epoch` (1-based). A metric that is not a number never improves.
+    pub fn update(&mut self, epoch: usize, metric: f64) -> Decision {
+        if metric > self.best {
+            self.best = metric;
+            self.best_epoch = Some(epoch);
+            self.since_best = 0;
+            Decision::Improved
+        } else {
+            self.since_best += 1;
+            if self.since_best >= self.patience {
+                Decision::Stop
+            } else {
+                Decision::Continue
+            }
+        }
+    }
+}
+
+/// The outcome of [`fit`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FitResult {
+    pub epochs: Vec<EpochRecord>,
+    pub best_epoch: usize,
+    pub valid: Metrics,
+    pub test: Metrics,
+}
+
+/// Progress callbacks: examples seen in the epoch and the running loss.
+pub trait Progress {
+    fn epoch_start(&self, epoch: usize, rows: u64);
+    fn step(&self, examples: u64, loss: f64);
+    fn epoch_end(&self, record: &EpochRecord, improved: bool);
+    /// The fit is over (called by the caller of [`fit`], before it prints its results).
+    fn finish(&self) {}
+}
+
+/// Trains `model` on the train split of `files` (see the module's contract).
+pub async fn fit(
+    model: &mut Dumn,
+    files: &ExampleFiles,
+    split: &Split,
+    cfg: &FitConfig,
+    progress: &dyn Progress,
+) -> Result<FitResult> {
+    let train_rows = files.count(&split.predicate(Part::Train)).await?;
+    let valid_rows = files.count(&split.predicate(Part::Valid)).await?;
+    if train_rows == 0 {
+        bail!(
+            "the {} split has no examples; move the split later",
+            split.describe(Part::Train)
+        );
+    }
+    if valid_rows == 0 {
+        bail!(
+            "the {} split has no examples; early stopping needs one",
+            split.describe(Part::Valid)
+        );
+    }
+    let device = model.device();
+    let schema: FeatureSchema = model.config.schema.clone();
+    let mut best = Dumn::new(model.config.clone(), Device::Cpu)?;
+    let mut stopping = EarlyStopping::new(cfg.patience);
+    let mut records = Vec::new();
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut trainer = Trainer::new(model)?;
+    for epoch in 1..=cfg.epochs.max(1) {
+        progress.epoch_start(epoch, train_rows);
+        let started = std::time::Instant::now();
+        let (mut seen, mut loss_sum, mut steps) = (0u64, 0.0, 0u64);
+        let mut buffer: Vec<Example> = Vec::with_capacity(cfg.shuffle_buffer);
+        let mut stream = files.stream(&split.predicate(Part::Train)).await?;
+        let mut done = false;
+        while !done {
+            match stream.next().await {
+                Some(batch) => buffer.extend(from_batch(&batch?, &schema, true)?),
+                None => done = true,
+            }
+            // Train on the buffer once it is full (or at the end), keeping a remainder
+            // smaller than a minibatch for the next round.
+            if buffer.len() >= cfg.shuffle_buffer || (done && !buffer.is_empty()) {
+                buffer.shuffle(&mut rng);
+                let keep = if done {
+                    0
+                } else {
+                    buffer.len() % cfg.batch_size
+                };
+                let rest = buffer.split_off(buffer.len() - keep);
+                for chunk in buffer.chunks(cfg.batch_size) {
+                    let batch = Batch::from_examples(&model.config, chunk, device)?;
+                    let stats = trainer.step(model, &batch);
+                    seen += chunk.len() as u64;
+                    loss_sum += stats.total;
+                    steps += 1;
+                    progress.step(seen, stats.total);
+                }
+                buffer = rest;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let valid = evaluate(
+            model,
+            files,
+            &split.predicate(Part::Valid),
+            cfg.label,
+            EVAL_BATCH,
+        )
+        .await?;
+        let metric = valid.auc.unwrap_or(f64::NAN);
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / steps.max(1) as f64,
+            train_examples: seen,
+            seconds,
+            examples_per_second: seen as f64 / seconds.max(1e-9),
+            valid,
+        };
+        let decision = stopping.update(epoch, metric);
+        progress.epoch_end(&record, decision == Decision::Improved);
+        records.push(record);
+        match decision {
+            Decision::Improved => best.var_store_mut().copy(model.var_store())?,
+            Decision::Continue => {}
+            Decision::Stop => break,
+        }
+    }
+    let Some(best_epoch) = stopping.best_epoch else {
+        bail!(
+            "the validation split never gave a {} AUC (it needs both classes); nothing to keep",
+            cfg.label.column()
+        );
+    };
+    model.var_store_mut().copy(best.var_store())?;
+    let valid = records[best_epoch - 1].valid.clone();
+    let test = evaluate(
+        model,
+        files,
+        &split.predicate(Part::Test),
+        cfg.label,
+        EVAL_BATCH,
+    )
+    .await?;
+    Ok(FitResult {
+        epochs: records,
+        best_epoch,
+        valid,
+        test,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_keeps_the_best_validation_epoch() {
+        let mut s = EarlyStopping::new(2);
+        assert_eq!(s.update(1, 0.60), Decision::Improved);
+        assert_eq!(s.update(2, 0.70), Decision::Improved);
+        assert_eq!(s.update(3, 0.65), Decision::Continue);
+        assert_eq!(s.update(4, 0.72), Decision::Improved);
+        assert_eq!(s.update(5, 0.71), Decision::Continue);
+        assert_eq!(s.update(6, 0.72), Decision::Stop, "equal is not better");
+        assert_eq!(s.best_epoch, Some(4));
+        let mut nan = EarlyStopping::new(1);
+        assert_eq!(nan.update(1, f64::NAN), Decision::Stop);
+        assert_eq!(nan.best_epoch, None);
+    }
+}

@@ -1,0 +1,23 @@
+//! Training and evaluation: from a SQL-defined dataset to a saved model and its metrics.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`settings`] | the settings of a training job, resolved in one place |
+//! | [`workflow`] | what `dumn train`, `ablate` and `eval` do: prepare once, train, save, tabulate |
+//! | [`dataset`] | the time split, the feature schema of the inputs, the materialised [`dataset::ExampleFiles`] |
+//! | [`fit`] | the epoch loop: shuffling, early stopping, best-on-validation weights |
+//! | [`step`] | one optimisation step (Adam, the losses, the memory write) |
+//! | [`evaluate`] | the metrics of a model on a split or on examples in memory |
+//! | [`metrics`] | AUC, GAUC, logloss |
+//! | [`report`] | the learning curve (SVG) |
+//!
+//! This stage calls [`crate::data`], [`crate::engine`], [`crate::model`] and [`crate::io`].
+
+pub mod dataset;
+pub mod evaluate;
+pub mod fit;
+pub mod metrics;
+pub mod report;
+pub mod settings;
+pub mod step;
+pub mod workflow;

@@ -1,0 +1,148 @@
+//! The settings of `dumn train`, `dumn ablate` and `dumn eval`, resolved in one place.
+//!
+//! Contract: a [`TrainSettings`] is read by [`crate::io::job_file::load`] from a TOML job
+//! file (`jobs/train-demo.toml`) with the command's flags laid over it, so a flag beats
+//! the file and the file beats the defaults, which are [`TrainSettings::default`] and, for
+//! the model's hyper-parameters left unset, [`crate::model::ModelConfig::new`]'s (the
+//! paper's). Every key of the file is also a flag of the same name (`-` for `_`); an
+//! unknown key is an error that names it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use super::evaluate::Label;
+use crate::data::sql::parse_time;
+use crate::model::device::DeviceChoice;
+
+/// Every setting of a training job. See `dumn train --help` for each key's meaning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSettings {
+    /// Raw logs (local or s3://), or the folder an adapter reads.
+    pub data: Option<String>,
+    /// An adapter: kuairand, taobao or a .sql file.
+    pub adapter: Option<String>,
+    /// A team's own final step (defines `training_examples`).
+    pub sql: Option<PathBuf>,
+    /// Where the artifact goes (local or s3://).
+    pub out: Option<String>,
+    pub label: Label,
+    pub variant: String,
+    pub epochs: usize,
+    pub patience: usize,
+    pub batch_size: usize,
+    /// Unset: the model's default (paper: 0.005).
+    pub learning_rate: Option<f64>,
+    pub seq_len: usize,
+    /// Unset: the model's default (paper: 256).
+    pub memory_slots: Option<i64>,
+    /// Unset: the model's default (paper: 64).
+    pub slot_dim: Option<i64>,
+    /// Unset: the model's default (paper: 512).
+    pub controller_dim: Option<i64>,
+    pub shuffle_buffer: usize,
+    pub valid_from: Option<String>,
+    pub test_from: Option<String>,
+    pub max_hash_size: i64,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    /// Scratch folder for the materialised examples (unset: a temporary folder).
+    pub work: Option<PathBuf>,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            data: None,
+            adapter: None,
+            sql: None,
+            out: None,
+            label: Label::Click,
+            variant: "DUMN".into(),
+            epochs: 10,
+            patience: 2,
+            batch_size: 256,
+            learning_rate: None,
+            seq_len: 100,
+            memory_slots: None,
+            slot_dim: None,
+            controller_dim: None,
+            shuffle_buffer: 100_000,
+            valid_from: None,
+            test_from: None,
+            max_hash_size: 1 << 20,
+            seed: 1,
+            device: DeviceChoice::Auto,
+            work: None,
+        }
+    }
+}
+
+/// Where the training examples come from: raw logs, an adapter, a team's own final step.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub data: Option<String>,
+    pub adapter: Option<String>,
+    pub sql: Option<PathBuf>,
+}
+
+/// How the examples are built and split.
+#[derive(Debug, Clone)]
+pub struct PrepareOptions {
+    /// T, the longest sequence kept.
+    pub seq_len: usize,
+    /// The largest embedding table per feature (rows).
+    pub max_hash_size: i64,
+    /// The split's boundaries; unset, 80% and 90% into the impressions' time range.
+    pub valid_from: Option<NaiveDateTime>,
+    pub test_from: Option<NaiveDateTime>,
+    /// Scratch folder for the materialised examples (unset: a temporary folder).
+    pub work: Option<PathBuf>,
+    /// Whether `feedback_seq` (every kind merged by time) is filled.
+    pub merged_feedback: bool,
+}
+
+impl Default for PrepareOptions {
+    fn default() -> Self {
+        let s = TrainSettings::default();
+        Self {
+            seq_len: s.seq_len,
+            max_hash_size: s.max_hash_size,
+            valid_from: None,
+            test_from: None,
+            work: None,
+            merged_feedback: false,
+        }
+    }
+}
+
+impl TrainSettings {
+    pub fn source(&self) -> Source {
+        Source {
+            data: self.data.clone(),
+            adapter: self.adapter.clone(),
+            sql: self.sql.clone(),
+        }
+    }
+
+    /// The options of [`super::workflow::TrainingSet::prepare`]; `merged_feedback` as given.
+    pub fn prepare_options(&self, merged_feedback: bool) -> Result<PrepareOptions> {
+        let parse = |key: &str, t: &Option<String>| {
+            t.as_deref()
+                .map(parse_time)
+                .transpose()
+                .with_context(|| format!("setting `{key}`"))
+        };
+        Ok(PrepareOptions {
+            seq_len: self.seq_len,
+            max_hash_size: self.max_hash_size,
+            valid_from: parse("valid_from", &self.valid_from)?,
+            test_from: parse("test_from", &self.test_from)?,
+            work: self.work.clone(),
+            merged_feedback,
+        })
+    }
+}

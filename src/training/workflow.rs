@@ -1,0 +1,367 @@
+//! What `dumn train`, `dumn ablate` and `dumn eval` do, from settings to artifacts and
+//! tables: build the training examples once ([`TrainingSet::prepare`]), train a variant on
+//! them and save it ([`train_variant`]), train several and tabulate them ([`ablate`]),
+//! and evaluate a saved model ([`evaluate_model`]).
+//!
+//! Contract: every model of one run trains on the same materialised examples and split;
+//! its artifact holds the weights of its best validation epoch, `report.json` and
+//! `learning_curve.svg`; an `s3://` artifact is written locally, then staged and
+//! published like any output.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::json;
+
+use super::dataset::{self, ExampleFiles, FeedbackSummary, Part, Split};
+use super::evaluate::{evaluate, Label, Metrics, EVAL_BATCH};
+use super::fit::{fit, FitConfig, FitResult, Progress};
+use super::report;
+use super::settings::{PrepareOptions, Source, TrainSettings};
+use crate::data::contract::Inputs;
+use crate::data::pipeline::{self, ModelInput, Scratch};
+use crate::data::script::{self, Params, Script};
+use crate::data::sql::{parse_time, timestamp_literal};
+use crate::engine::session::{self, EngineOptions};
+use crate::io::location::{self, Location};
+use crate::io::parquet::write_parquet;
+use crate::io::publish;
+use crate::model::artifact::{self, DataInfo};
+use crate::model::device::describe;
+use crate::model::features::FeatureSchema;
+use crate::model::{Ablation, Dumn, FeedbackMode, ModelConfig};
+
+/// Examples materialised once, shared by every model trained on them.
+pub struct TrainingSet {
+    pub files: ExampleFiles,
+    pub split: Split,
+    pub schema: FeatureSchema,
+    pub feedback: FeedbackSummary,
+    pub fingerprint: String,
+    pub rows: u64,
+    /// Where the examples came from, for the artifact's description.
+    pub data: String,
+    _work: Option<tempfile::TempDir>,
+}
+
+impl TrainingSet {
+    /// Builds the training examples from `source` with the SQL of `sql/` (or the source's
+    /// own final step), writes them as Parquet into the work folder, and resolves the
+    /// split and the feature schema. `on_rows` is called with the rows written so far.
+    pub async fn prepare(
+        source: &Source,
+        options: &PrepareOptions,
+        engine: &EngineOptions,
+        on_rows: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<TrainingSet> {
+        let inputs = Inputs {
+            data: source.data.as_deref().map(Location::parse).transpose()?,
+            adapter: source.adapter.as_deref().map(script::adapter).transpose()?,
+            ..Default::default()
+        };
+        ensure!(
+            inputs.data.is_some(),
+            "give --data LOCATION (or `data = ...` in the job file)"
+        );
+        let last = source.sql.as_deref().map(Script::from_file).transpose()?;
+        let params = Params::new()
+            .seq_len(options.seq_len)?
+            .merged_feedback(options.merged_feedback);
+        let ctx = session::context(engine)?;
+        let (df, checks) = pipeline::prepare(
+            &ctx,
+            &inputs,
+            ModelInput::Training,
+            last.as_ref(),
+            &params,
+            &Scratch::Temporary,
+        )
+        .await?;
+        for w in &checks.warnings {
+            eprintln!("warning: {w}");
+        }
+        let feedback = FeedbackSummary::read(&ctx).await?;
+        let schema = dataset::feature_schema(&ctx, &feedback, options.max_hash_size).await?;
+        let split = Split::resolve(&ctx, options.valid_from, options.test_from).await?;
+
+        let (work_dir, guard) = match &options.work {
+            Some(w) => (w.clone(), None),
+            None => {
+                let t = tempfile::Builder::new().prefix("dumn-train-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let location = Location::Local(work_dir.join("examples"));
+        let written = write_parquet(df, &location, json!({}), on_rows).await?;
+        let files = ExampleFiles::open(&location).await?;
+        files.check_label("clicked").await?;
+        files.check_label("disliked").await?;
+        let fingerprint = format!(
+            "{}|{}|{}|{}",
+            source.data.as_deref().unwrap_or(""),
+            source.adapter.as_deref().unwrap_or(""),
+            written.rows,
+            serde_json::to_string(&checks.rows)?
+        );
+        Ok(TrainingSet {
+            files,
+            split,
+            schema,
+            feedback,
+            fingerprint,
+            rows: written.rows,
+            data: source.data.clone().unwrap_or_else(|| "?".into()),
+            _work: guard,
+        })
+    }
+}
+
+/// The variant named `name`, or an error that lists the known ones.
+pub fn ablation(name: &str) -> Result<Ablation> {
+    Ablation::variant(name).with_context(|| {
+        format!(
+            "unknown variant `{name}`; one of: {}, {}",
+            Ablation::VARIANTS.join(", "),
+            Ablation::BASELINES.join(", ")
+        )
+    })
+}
+
+/// Whether any of `variants` reads `feedback_seq` (see sql/training_examples.sql).
+pub fn reads_merged_feedback<S: AsRef<str>>(variants: &[S]) -> bool {
+    variants
+        .iter()
+        .any(|v| Ablation::variant(v.as_ref()).is_some_and(|a| a.reads_merged_feedback()))
+}
+
+/// Trains `variant` on `set` with the settings `s`, saves it to `out` and returns the fit.
+pub async fn train_variant(
+    set: &TrainingSet,
+    s: &TrainSettings,
+    variant: &str,
+    out: &Location,
+    progress: &dyn Progress,
+) -> Result<FitResult> {
+    let ablation = ablation(variant)?;
+    let label = s.label;
+    let (likes, dislikes) = (set.feedback.likes, set.feedback.dislikes);
+    let needs_explicit = matches!(
+        ablation.feedback,
+        FeedbackMode::Separate | FeedbackMode::AllInOne
+    );
+    if needs_explicit && likes + dislikes == 0 {
+        bail!(
+            "the data has no explicit feedback (no like or dislike actions): {variant}'s like and \
+             dislike memories would learn nothing; train DUMN_IF (implicit feedback only) or add actions"
+        );
+    }
+    if label == Label::Dislike && dislikes == 0 {
+        bail!("--label dislike, but the data has no dislike actions to learn from");
+    }
+    let seed = s.seed;
+    tch::manual_seed(seed as i64);
+    let device = s.device.resolve()?;
+    let mut config = ModelConfig::new(set.schema.clone());
+    config.seq_len = s.seq_len as i64;
+    config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
+    config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
+    config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
+    config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
+    config.ablation = ablation;
+    let mut model = Dumn::new(config, device)?;
+    println!(
+        "{variant}: {} parameters on {}; split: {}, {}, {}",
+        model.num_parameters(),
+        describe(device),
+        set.split.describe(Part::Train),
+        set.split.describe(Part::Valid),
+        set.split.describe(Part::Test)
+    );
+    let cfg = FitConfig {
+        epochs: s.epochs,
+        batch_size: s.batch_size.max(1),
+        patience: s.patience,
+        shuffle_buffer: s.shuffle_buffer.max(1),
+        seed,
+        label,
+    };
+    let result = fit(&mut model, &set.files, &set.split, &cfg, progress).await;
+    progress.finish();
+    let result = result?;
+
+    let mut metrics = BTreeMap::new();
+    for (split, m) in [("valid", &result.valid), ("test", &result.test)] {
+        let l = label.column();
+        if let Some(v) = m.auc {
+            metrics.insert(format!("{split}_{l}_auc"), v);
+        }
+        if let Some(v) = m.gauc {
+            metrics.insert(format!("{split}_{l}_gauc"), v);
+        }
+        metrics.insert(format!("{split}_{l}_logloss"), m.logloss);
+    }
+    let report = json!({
+        "variant": variant,
+        "label": label,
+        "split": set.split,
+        "fit": cfg,
+        "result": &result,
+        "gauc_note": "GAUC weights each user's AUC by their impressions; users whose impressions all share one label are skipped (counted in gauc_skipped_users)",
+    });
+    let svg = report::learning_curve_svg(&result, variant)?;
+    let data = DataInfo {
+        fingerprint: set.fingerprint.clone(),
+        rows: set.rows,
+        description: format!("training examples from {}", set.data),
+    };
+    // An S3 artifact is written locally first, then staged and published like any output.
+    let local_dir = tempfile::Builder::new().prefix("dumn-model-").tempdir()?;
+    let local: PathBuf = match out {
+        Location::Local(p) => p.clone(),
+        Location::S3 { .. } => local_dir.path().join("model"),
+    };
+    let manifest = artifact::save_with_files(
+        &model,
+        &local,
+        Some(data),
+        metrics,
+        &[
+            ("report.json", serde_json::to_vec_pretty(&report)?),
+            ("learning_curve.svg", svg.into_bytes()),
+        ],
+    )?;
+    println!(
+        "{variant}: best epoch {} of {}; validation {}; test {}",
+        result.best_epoch,
+        result.epochs.len(),
+        result.valid.summary(),
+        result.test.summary()
+    );
+    if !out.is_local() {
+        let staging = publish::staging_for(out)?;
+        for entry in std::fs::read_dir(&local)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            location::put(&staging.join(&name), std::fs::read(entry.path())?).await?;
+        }
+        let marker = json!({ "model_version": manifest.model_version });
+        publish::publish(&staging, out, &serde_json::to_vec_pretty(&marker)?).await?;
+    }
+    println!("saved model {} to {out}", manifest.model_version);
+    Ok(result)
+}
+
+/// `variants`, or every variant of the paper's tables then the baselines when empty; each
+/// checked to exist.
+pub fn ablation_variants(variants: &[String]) -> Result<Vec<String>> {
+    let variants: Vec<String> = if variants.is_empty() {
+        Ablation::VARIANTS
+            .iter()
+            .chain(Ablation::BASELINES.iter())
+            .map(|v| v.to_string())
+            .collect()
+    } else {
+        variants.to_vec()
+    };
+    for v in &variants {
+        ensure!(Ablation::variant(v).is_some(), "unknown variant `{v}`");
+    }
+    Ok(variants)
+}
+
+/// The ablation table (Markdown) of `rows`: one line per variant.
+pub fn ablation_table(rows: &[(String, FitResult)]) -> String {
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let mut table = String::from(
+        "| variant | best epoch | valid AUC | valid GAUC | test AUC | test GAUC | test logloss |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for (v, r) in rows {
+        table.push_str(&format!(
+            "| {v} | {} | {} | {} | {} | {} | {:.4} |\n",
+            r.best_epoch,
+            f(r.valid.auc),
+            f(r.valid.gauc),
+            f(r.test.auc),
+            f(r.test.gauc),
+            r.test.logloss
+        ));
+    }
+    table
+}
+
+/// `dumn ablate`: trains every one of `variants` on the same examples and split, each to
+/// `out/<variant>`, prints the table and writes it to `out/ablation.md`.
+pub async fn ablate(
+    s: &TrainSettings,
+    variants: &[String],
+    out: &Location,
+    engine: &EngineOptions,
+    on_rows: impl Fn(u64) + Send + Sync + 'static,
+    progress: &dyn Fn(&str) -> Box<dyn Progress>,
+) -> Result<Vec<(String, FitResult)>> {
+    let set = TrainingSet::prepare(
+        &s.source(),
+        &s.prepare_options(reads_merged_feedback(variants))?,
+        engine,
+        on_rows,
+    )
+    .await?;
+    let mut rows = Vec::new();
+    for v in variants {
+        let r = train_variant(&set, s, v, &out.join(v), progress(v).as_ref()).await?;
+        rows.push((v.clone(), r));
+    }
+    let table = ablation_table(&rows);
+    println!(
+        "\n{} label, {} examples\n\n{table}",
+        s.label.column(),
+        set.rows
+    );
+    location::put(&out.join("ablation.md"), table.into_bytes()).await?;
+    Ok(rows)
+}
+
+/// The SQL predicate on `ts` of the half-open time range `[from, until)`; either end may be
+/// open.
+pub fn time_range(from: Option<&str>, until: Option<&str>) -> Result<String> {
+    let mut predicate = vec!["TRUE".to_string()];
+    if let Some(f) = from {
+        predicate.push(format!("ts >= {}", timestamp_literal(parse_time(f)?)));
+    }
+    if let Some(u) = until {
+        predicate.push(format!("ts < {}", timestamp_literal(parse_time(u)?)));
+    }
+    Ok(predicate.join(" AND "))
+}
+
+/// `dumn eval`: the click and dislike metrics of `model` on the examples of `set` that
+/// match `predicate`.
+pub async fn evaluate_model(
+    model: &Dumn,
+    set: &TrainingSet,
+    predicate: &str,
+) -> Result<Vec<(Label, Metrics)>> {
+    if set.schema.user_fields.iter().map(|f| &f.name).ne(model
+        .config
+        .schema
+        .user_fields
+        .iter()
+        .map(|f| &f.name))
+        || set.schema.item_fields.iter().map(|f| &f.name).ne(model
+            .config
+            .schema
+            .item_fields
+            .iter()
+            .map(|f| &f.name))
+    {
+        eprintln!("warning: the data's feature columns differ from the model's; the model reads its own columns by name");
+    }
+    let mut out = Vec::new();
+    for label in [Label::Click, Label::Dislike] {
+        let m = evaluate(model, &set.files, predicate, label, EVAL_BATCH).await?;
+        out.push((label, m));
+    }
+    Ok(out)
+}
