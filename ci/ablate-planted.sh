@@ -8,8 +8,10 @@
 #             `dumn ablate`, e.g. `ci/ablate-planted.sh DUMN --memory-slots 32`
 #   DUMN_ABLATE_DIR: scratch folder (default /tmp/dumn-ablate-planted); the data is kept
 #                    there and reused by later runs
-#   DUMN_ABLATE_SEED, DUMN_ABLATE_EPOCHS, DUMN_ABLATE_PATIENCE: --seed, --epochs and
-#                    --patience (default 1, 5 and 2)
+#   DUMN_ABLATE_SEED, DUMN_ABLATE_SEEDS, DUMN_ABLATE_EPOCHS, DUMN_ABLATE_PATIENCE: --seed,
+#                    --seeds, --epochs and --patience (default 1, 1, 5 and 2); with
+#                    --seeds N every variant trains N times and the summary table shows
+#                    95% intervals and paired bootstrap differences to DUMN
 #   DUMN_BENCH_DEVICE: cpu (default) or cuda
 #   DUMN_BIN: a prebuilt dumn binary (skips the build)
 set -euo pipefail
@@ -23,4 +25,4 @@ dumn_release_binary
 echo "planted-data ablation, $(date -u +%F), $(nproc) cores, device ${DUMN_BENCH_DEVICE:-cpu}"
 "$BIN" ablate --data "$WORK/data" --out "$WORK/models" --variants "$VARIANTS" \
   --epochs "${DUMN_ABLATE_EPOCHS:-5}" --patience "${DUMN_ABLATE_PATIENCE:-2}" \
-  --seed "${DUMN_ABLATE_SEED:-1}" --device "${DUMN_BENCH_DEVICE:-cpu}" "$@"
+  --seed "${DUMN_ABLATE_SEED:-1}" --seeds "${DUMN_ABLATE_SEEDS:-1}" --device "${DUMN_BENCH_DEVICE:-cpu}" "$@"

@@ -369,3 +369,82 @@ fn ablate_trains_every_feedback_layout_from_sql_and_prints_one_row_each() {
         assert!(out.join(v).join("manifest.json").exists(), "{v} saved");
     }
 }
+
+#[test]
+fn ablate_with_seeds_trains_each_seed_and_summarises_with_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    gen_into(&data);
+    let out = dir.path().join("models");
+    let (ok, text) = dumn(&[
+        "ablate",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--variants",
+        "DUMN,BASE_FEATURES",
+        "--seeds",
+        "2",
+        "--seed",
+        "5",
+        "--epochs",
+        "1",
+        "--seq-len",
+        "10",
+        "--memory-slots",
+        "8",
+        "--slot-dim",
+        "4",
+        "--controller-dim",
+        "16",
+        "--device",
+        "cpu",
+    ]);
+    assert!(ok, "{text}");
+    for v in ["DUMN", "BASE_FEATURES"] {
+        for seed in [5, 6] {
+            let model = out.join(v).join(format!("seed-{seed}"));
+            assert!(
+                model.join("manifest.json").exists(),
+                "{v} seed {seed} saved"
+            );
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("| {v} | {seed} |"))),
+                "no row for {v} seed {seed}: {text}"
+            );
+        }
+    }
+    // The summary: two seeds give an interval; DUMN is the reference; the baseline's
+    // difference to it has a bootstrap interval and a verdict.
+    let summary = |v: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {v} | 2 |")))
+            .unwrap_or_else(|| panic!("no summary row for {v}: {text}"))
+            .to_string()
+    };
+    let dumn_row = summary("DUMN");
+    assert!(dumn_row.contains("reference"), "{dumn_row}");
+    let base = summary("BASE_FEATURES");
+    let cells: Vec<&str> = base.split('|').map(str::trim).collect();
+    assert!(
+        cells[4].contains('[') && cells[4].contains(']'),
+        "test AUC interval: {base}"
+    );
+    assert!(
+        cells[7].contains('[') && cells[7].contains(", "),
+        "paired interval: {base}"
+    );
+    assert!(
+        ["tie", "ahead of DUMN", "behind DUMN"].contains(&cells[8]),
+        "verdict: {base}"
+    );
+    let md = std::fs::read_to_string(out.join("ablation.md")).unwrap();
+    assert!(md.contains(&base), "ablation.md holds the summary");
+    let svg = std::fs::read_to_string(out.join("ablation.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("BASE_FEATURES"),
+        "the bar chart"
+    );
+}

@@ -79,6 +79,29 @@ impl Metrics {
 /// Examples per forward pass when evaluating.
 pub const EVAL_BATCH: usize = 1024;
 
+/// Every scored row of a split, in the files' order: the same rows in the same order for
+/// every model scored on the same files (what a paired comparison needs).
+#[derive(Debug, Clone, Default)]
+pub struct Scored {
+    pub users: Vec<i64>,
+    pub scores: Vec<f32>,
+    pub labels: Vec<bool>,
+}
+
+impl Scored {
+    pub fn metrics(&self) -> Metrics {
+        let g = gauc(&self.users, &self.scores, &self.labels);
+        Metrics {
+            rows: self.scores.len(),
+            auc: auc(&self.scores, &self.labels),
+            gauc: g.value,
+            gauc_users: g.users,
+            gauc_skipped_users: g.skipped_users,
+            logloss: logloss(&self.scores, &self.labels),
+        }
+    }
+}
+
 /// Scores every row of `files` that matches `predicate` (SQL on the examples' columns,
 /// e.g. a split's [`super::dataset::Split::predicate`]) and computes the metrics of
 /// `label`.
@@ -89,6 +112,19 @@ pub async fn evaluate(
     label: Label,
     batch_size: usize,
 ) -> Result<Metrics> {
+    Ok(score(model, files, predicate, label, batch_size)
+        .await?
+        .metrics())
+}
+
+/// The probabilities of `label` for every row of `files` that matches `predicate`.
+pub async fn score(
+    model: &Dumn,
+    files: &ExampleFiles,
+    predicate: &str,
+    label: Label,
+    batch_size: usize,
+) -> Result<Scored> {
     let device = model.device();
     let schema = &model.config.schema;
     let (mut users, mut scores, mut labels) = (Vec::new(), Vec::new(), Vec::new());
@@ -105,14 +141,10 @@ pub async fn evaluate(
             users.extend_from_slice(u);
         }
     }
-    let g = gauc(&users, &scores, &labels);
-    Ok(Metrics {
-        rows: scores.len(),
-        auc: auc(&scores, &labels),
-        gauc: g.value,
-        gauc_users: g.users,
-        gauc_skipped_users: g.skipped_users,
-        logloss: logloss(&scores, &labels),
+    Ok(Scored {
+        users,
+        scores,
+        labels,
     })
 }
 

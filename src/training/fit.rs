@@ -16,7 +16,7 @@ use serde::Serialize;
 use tch::Device;
 
 use super::dataset::{ExampleFiles, Part, Split};
-use super::evaluate::{evaluate, Label, Metrics, EVAL_BATCH};
+use super::evaluate::{evaluate, score, Label, Metrics, Scored, EVAL_BATCH};
 use super::step::Trainer;
 use crate::model::features::FeatureSchema;
 use crate::model::inputs::from_batch;
@@ -99,6 +99,10 @@ pub struct FitResult {
     pub best_epoch: usize,
     pub valid: Metrics,
     pub test: Metrics,
+    /// The test split's rows as scored by the kept weights (for paired comparisons; not
+    /// part of the report).
+    #[serde(skip)]
+    pub test_scored: Scored,
 }
 
 /// Progress callbacks: examples seen in the epoch and the running loss.
@@ -207,7 +211,7 @@ pub async fn fit(
     };
     model.var_store_mut().copy(best.var_store())?;
     let valid = records[best_epoch - 1].valid.clone();
-    let test = evaluate(
+    let test_scored = score(
         model,
         files,
         &split.predicate(Part::Test),
@@ -219,7 +223,8 @@ pub async fn fit(
         epochs: records,
         best_epoch,
         valid,
-        test,
+        test: test_scored.metrics(),
+        test_scored,
     })
 }
 

@@ -8,11 +8,13 @@
 //! | [`fit`] | the epoch loop: shuffling, early stopping, best-on-validation weights |
 //! | [`step`] | one optimisation step (Adam, the losses, the memory write) |
 //! | [`evaluate`] | the metrics of a model on a split or on examples in memory |
+//! | [`compare`] | intervals over seeds, paired bootstrap intervals of AUC differences |
 //! | [`metrics`] | AUC, GAUC, logloss |
 //! | [`report`] | the learning curve (SVG) |
 //!
 //! This stage calls [`crate::data`], [`crate::engine`], [`crate::model`] and [`crate::io`].
 
+pub mod compare;
 pub mod dataset;
 pub mod evaluate;
 pub mod fit;

@@ -1,9 +1,11 @@
-//! The training report written beside the weights: `report.json` and a learning curve,
-//! `learning_curve.svg` (validation AUC and GAUC, and training loss, per epoch).
+//! The pictures of training: the learning curve written beside the weights,
+//! `learning_curve.svg` (validation AUC and GAUC, and training loss, per epoch), and
+//! `dumn ablate`'s bar chart of the variants, `ablation.svg`.
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
+use super::compare::Interval;
 use super::fit::FitResult;
 
 /// The learning curve of `result` as an SVG document.
@@ -85,6 +87,70 @@ pub fn learning_curve_svg(result: &FitResult, title: &str) -> Result<String> {
             .draw()?;
         chart.draw_series(LineSeries::new(losses, &BLUE))?;
         root.present().context("drawing the learning curve")?;
+    }
+    Ok(svg)
+}
+
+/// `dumn ablate`'s bar chart: one bar per variant at its mean test AUC, with its 95%
+/// interval over the seeds as a whisker (none from one seed), as an SVG document.
+pub fn ablation_chart_svg(bars: &[(String, Interval)], title: &str) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let width = (120 + 90 * bars.len()).max(400) as u32;
+        let root = SVGBackend::with_string(&mut svg, (width, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let values = bars
+            .iter()
+            .flat_map(|(_, i)| [Some(i.mean), i.low, i.high])
+            .flatten()
+            .filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if lo <= hi {
+            ((lo - 0.02).max(0.0), (hi + 0.01).min(1.0))
+        } else {
+            (0.4, 1.0)
+        };
+        let n = bars.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..n - 0.5, lo..hi)?;
+        let label = |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < bars.len() {
+                bars[i as usize].0.clone()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(bars.len().max(1) * 2 + 1)
+            .x_label_formatter(&label)
+            .y_desc("test AUC")
+            .draw()?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            let x = i as f64;
+            Rectangle::new([(x - 0.35, lo), (x + 0.35, v.mean)], BLUE.mix(0.5).filled())
+        }))?;
+        for (i, (_, v)) in bars.iter().enumerate() {
+            if let (Some(l), Some(h)) = (v.low, v.high) {
+                let x = i as f64;
+                chart.draw_series(
+                    [
+                        vec![(x, l), (x, h)],
+                        vec![(x - 0.1, l), (x + 0.1, l)],
+                        vec![(x - 0.1, h), (x + 0.1, h)],
+                    ]
+                    .into_iter()
+                    .map(|p| PathElement::new(p, BLACK)),
+                )?;
+            }
+        }
+        root.present().context("drawing the ablation chart")?;
     }
     Ok(svg)
 }

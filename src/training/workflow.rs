@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 
+use super::compare::{self, Interval};
 use super::dataset::{self, ExampleFiles, FeedbackSummary, Part, Split};
 use super::evaluate::{evaluate, Label, Metrics, EVAL_BATCH};
 use super::fit::{fit, FitConfig, FitResult, Progress};
@@ -270,16 +271,32 @@ pub fn ablation_variants(variants: &[String]) -> Result<Vec<String>> {
     Ok(variants)
 }
 
-/// The ablation table (Markdown) of `rows`: one line per variant.
-pub fn ablation_table(rows: &[(String, FitResult)]) -> String {
+/// One trained model of an ablation run.
+#[derive(Debug, Clone)]
+pub struct AblationRun {
+    pub variant: String,
+    pub seed: u64,
+    pub result: FitResult,
+}
+
+/// Bootstrap resamples of [`compare::paired_auc_difference`] in the summary table.
+pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+
+/// The per-model table (Markdown): one line per variant and seed.
+pub fn ablation_table(runs: &[AblationRun]) -> String {
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     let mut table = String::from(
-        "| variant | best epoch | valid AUC | valid GAUC | test AUC | test GAUC | test logloss |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| variant | seed | best epoch | valid AUC | valid GAUC | test AUC | test GAUC | test logloss |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
-    for (v, r) in rows {
+    for AblationRun {
+        variant: v,
+        seed,
+        result: r,
+    } in runs
+    {
         table.push_str(&format!(
-            "| {v} | {} | {} | {} | {} | {} | {:.4} |\n",
+            "| {v} | {seed} | {} | {} | {} | {} | {} | {:.4} |\n",
             r.best_epoch,
             f(r.valid.auc),
             f(r.valid.gauc),
@@ -291,16 +308,96 @@ pub fn ablation_table(rows: &[(String, FitResult)]) -> String {
     table
 }
 
-/// `dumn ablate`: trains every one of `variants` on the same examples and split, each to
-/// `out/<variant>`, prints the table and writes it to `out/ablation.md`.
+/// The summary table (Markdown): per variant, the mean and 95% interval over seeds of
+/// validation AUC and test AUC, GAUC and logloss, and the paired bootstrap interval of
+/// its test AUC minus `reference`'s (see [`compare`]), with the verdict it supports.
+pub fn ablation_summary(runs: &[AblationRun], reference: &str) -> String {
+    let variants: Vec<&str> = runs.iter().fold(Vec::new(), |mut v, r| {
+        if !v.contains(&r.variant.as_str()) {
+            v.push(r.variant.as_str());
+        }
+        v
+    });
+    fn of<'a>(runs: &'a [AblationRun], v: &str) -> Vec<&'a AblationRun> {
+        runs.iter().filter(|r| r.variant == v).collect()
+    }
+    let reference_runs = of(runs, reference);
+    let labels = reference_runs
+        .first()
+        .map(|r| r.result.test_scored.labels.clone());
+    let mut table = format!(
+        "| variant | seeds | valid AUC | test AUC | test GAUC | test logloss | test AUC − {reference} (paired bootstrap) | verdict |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    );
+    for v in variants {
+        let mine = of(runs, v);
+        let metric = |get: &dyn Fn(&FitResult) -> Option<f64>| {
+            let values: Option<Vec<f64>> = mine.iter().map(|r| get(&r.result)).collect();
+            values.map_or("n/a".to_string(), |x| Interval::over_seeds(&x).show(4))
+        };
+        let (diff, verdict) = if v == reference {
+            ("—".to_string(), "reference".to_string())
+        } else {
+            let aligned = |r: &&AblationRun| Some(&r.result.test_scored.labels) == labels.as_ref();
+            let scores = |rs: &[&AblationRun]| -> Vec<Vec<f32>> {
+                rs.iter()
+                    .map(|r| r.result.test_scored.scores.clone())
+                    .collect()
+            };
+            let interval = match &labels {
+                Some(l) if mine.iter().all(aligned) => compare::paired_auc_difference(
+                    l,
+                    &scores(&mine),
+                    &scores(&reference_runs),
+                    BOOTSTRAP_RESAMPLES,
+                    1,
+                ),
+                _ => None,
+            };
+            match interval {
+                Some(i) => (
+                    format!(
+                        "{:+.4} [{:+.4}, {:+.4}]",
+                        i.mean,
+                        i.low.unwrap_or(f64::NAN),
+                        i.high.unwrap_or(f64::NAN)
+                    ),
+                    match (i.excludes_zero(), i.mean > 0.0) {
+                        (false, _) => "tie".to_string(),
+                        (true, true) => format!("ahead of {reference}"),
+                        (true, false) => format!("behind {reference}"),
+                    },
+                ),
+                None => ("n/a".to_string(), "n/a".to_string()),
+            }
+        };
+        table.push_str(&format!(
+            "| {v} | {} | {} | {} | {} | {} | {diff} | {verdict} |\n",
+            mine.len(),
+            metric(&|r| r.valid.auc),
+            metric(&|r| r.test.auc),
+            metric(&|r| r.test.gauc),
+            metric(&|r| Some(r.test.logloss)),
+        ));
+    }
+    table
+}
+
+/// `dumn ablate`: trains every one of `variants` with `seeds` seeds (`s.seed`,
+/// `s.seed + 1`, …) on the same examples and split, each to `out/<variant>` (one seed) or
+/// `out/<variant>/seed-<seed>`, prints the per-model and summary tables and writes both to
+/// `out/ablation.md`, with a bar chart of the test AUCs in `out/ablation.svg`. The summary compares every variant with DUMN when it is among them,
+/// else with the first.
 pub async fn ablate(
     s: &TrainSettings,
     variants: &[String],
+    seeds: usize,
     out: &Location,
     engine: &EngineOptions,
     on_rows: impl Fn(u64) + Send + Sync + 'static,
     progress: &dyn Fn(&str) -> Box<dyn Progress>,
-) -> Result<Vec<(String, FitResult)>> {
+) -> Result<Vec<AblationRun>> {
+    ensure!(seeds >= 1, "--seeds must be at least 1");
     let set = TrainingSet::prepare(
         &s.source(),
         &s.prepare_options(reads_merged_feedback(variants))?,
@@ -308,19 +405,58 @@ pub async fn ablate(
         on_rows,
     )
     .await?;
-    let mut rows = Vec::new();
+    let mut runs = Vec::new();
     for v in variants {
-        let r = train_variant(&set, s, v, &out.join(v), progress(v).as_ref()).await?;
-        rows.push((v.clone(), r));
+        for k in 0..seeds as u64 {
+            let seed = s.seed + k;
+            let (dir, name) = if seeds == 1 {
+                (out.join(v), v.clone())
+            } else {
+                (
+                    out.join(v).join(&format!("seed-{seed}")),
+                    format!("{v} seed {seed}"),
+                )
+            };
+            let settings = TrainSettings { seed, ..s.clone() };
+            let result = train_variant(&set, &settings, v, &dir, progress(&name).as_ref()).await?;
+            runs.push(AblationRun {
+                variant: v.clone(),
+                seed,
+                result,
+            });
+        }
     }
-    let table = ablation_table(&rows);
+    let reference = if variants.iter().any(|v| v == "DUMN") {
+        "DUMN"
+    } else {
+        variants[0].as_str()
+    };
+    let table = format!(
+        "{}\n{}",
+        ablation_table(&runs),
+        ablation_summary(&runs, reference)
+    );
     println!(
-        "\n{} label, {} examples\n\n{table}",
+        "\n{} label, {} examples, {seeds} seed(s)\n\n{table}",
         s.label.column(),
         set.rows
     );
     location::put(&out.join("ablation.md"), table.into_bytes()).await?;
-    Ok(rows)
+    let mut bars: Vec<(String, Interval)> = Vec::new();
+    for v in variants {
+        let aucs: Vec<f64> = runs
+            .iter()
+            .filter(|r| &r.variant == v)
+            .filter_map(|r| r.result.test.auc)
+            .collect();
+        if !aucs.is_empty() {
+            bars.push((v.clone(), Interval::over_seeds(&aucs)));
+        }
+    }
+    let title = format!("test AUC, {seeds} seed(s), 95% interval over seeds");
+    let chart = report::ablation_chart_svg(&bars, &title)?;
+    location::put(&out.join("ablation.svg"), chart.into_bytes()).await?;
+    Ok(runs)
 }
 
 /// The SQL predicate on `ts` of the half-open time range `[from, until)`; either end may be
