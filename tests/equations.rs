@@ -332,3 +332,51 @@ fn profile_and_item_columns_feed_the_model() {
         .to_string();
     assert!(err.contains("brand") && err.contains("category"), "{err}");
 }
+
+#[test]
+fn base_din4_is_din_over_all_four_sequences_and_nothing_else() {
+    // BASE_DIN4 documents itself as BASE_DIN's target attention over each of the four
+    // sequences: DUMN's parameters minus the memories, the PAIR gate and the triplet head,
+    // and BASE_DIN's with the per-sequence tensors four wide instead of one.
+    let params = |name: &str| {
+        let cfg = small_config(Ablation::variant(name).unwrap());
+        Dumn::new(cfg, Device::Cpu).unwrap().parameter_shapes()
+    };
+    let (din, din4, dumn) = (params("BASE_DIN"), params("BASE_DIN4"), params("DUMN"));
+    let names = |p: &[(String, Vec<i64>)]| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&din), names(&din4), "the same components as BASE_DIN");
+    let widened: Vec<&String> = din
+        .iter()
+        .zip(&din4)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, _)| &a.0)
+        .collect();
+    assert!(!widened.is_empty(), "some tensors grow with the sequences");
+    for ((name, s1), (_, s4)) in din.iter().zip(&din4) {
+        if s1 != s4 {
+            // A per-sequence tensor has one row per sequence; the output layer reads four
+            // sequences' features instead of one.
+            let per_sequence = s1.first() == Some(&1) && s4.first() == Some(&4);
+            let output_input = s1.len() == 2 && s1[0] == s4[0] && s4[1] > s1[1];
+            assert!(per_sequence || output_input, "{name}: {s1:?} -> {s4:?}");
+        }
+    }
+    for name in names(&din4) {
+        assert!(
+            names(&dumn).contains(&name),
+            "{name} is not one of DUMN's parameters"
+        );
+    }
+    let dumn_only: Vec<String> = names(&dumn)
+        .into_iter()
+        .filter(|n| !names(&din4).contains(n))
+        .collect();
+    // (The self-attention's weights exist in every variant; BASE_DIN and BASE_DIN4 skip it
+    // in the forward, see `Ablation::self_attention`.)
+    for part in ["memory", "triplet", "pair"] {
+        assert!(
+            dumn_only.iter().any(|n| n.contains(part)),
+            "DUMN has {part} parameters that BASE_DIN4 lacks: {dumn_only:?}"
+        );
+    }
+}

@@ -111,9 +111,11 @@ impl Ablation {
 
     /// Baselines trained by the same code on the same data, for comparison (not in the
     /// paper's ablation tables): BASE_DIN is a DIN-style model (target attention over the
-    /// click sequence, no self-attention, no memory, no purification); BASE_FEATURES sees
-    /// the user and item features only.
-    pub const BASELINES: [&'static str; 2] = ["BASE_DIN", "BASE_FEATURES"];
+    /// click sequence, no self-attention, no memory, no purification); BASE_DIN4 is the
+    /// same DIN-style target attention over each of the four sequences, concatenated (what
+    /// DUMN's machinery must beat to be worth it); BASE_FEATURES sees the user and item
+    /// features only.
+    pub const BASELINES: [&'static str; 3] = ["BASE_DIN", "BASE_DIN4", "BASE_FEATURES"];
 
     /// The switches of a named variant (case-insensitive), or `None` for an unknown name.
     pub fn variant(name: &str) -> Option<Self> {
@@ -171,6 +173,15 @@ impl Ablation {
                 pair: PairMode::Concat,
                 triplet: TripletMode::Off,
                 feedback: FeedbackMode::ClickOnly,
+                self_attention: false,
+            },
+            "BASE_DIN4" => Self {
+                orthogonal_mapping: false,
+                memory: false,
+                one_memory: false,
+                pair: PairMode::Concat,
+                triplet: TripletMode::Off,
+                feedback: FeedbackMode::Separate,
                 self_attention: false,
             },
             "BASE_FEATURES" => Self {
@@ -335,6 +346,10 @@ mod tests {
                     Ablation::VARIANTS[j]
                 );
             }
+        }
+        for b in Ablation::BASELINES {
+            let base = Ablation::variant(b).unwrap();
+            assert!(!all.contains(&base), "{b} is not a paper variant");
         }
         assert!(Ablation::variant("dumn_if").is_some());
         assert!(Ablation::variant("nope").is_none());
