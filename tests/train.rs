@@ -442,6 +442,20 @@ fn ablate_with_seeds_trains_each_seed_and_summarises_with_intervals() {
     );
     let md = std::fs::read_to_string(out.join("ablation.md")).unwrap();
     assert!(md.contains(&base), "ablation.md holds the summary");
+    // Generated data carries its true click probabilities: their AUC is the ceiling.
+    let ceiling: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "The generator's own test AUC (its true click probabilities, the ceiling): ",
+            )
+        })
+        .unwrap_or_else(|| panic!("no ceiling line: {text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(ceiling > 0.6 && ceiling <= 1.0, "ceiling {ceiling}");
+    assert!(md.contains("the ceiling"), "ablation.md holds the ceiling");
     let svg = std::fs::read_to_string(out.join("ablation.svg")).unwrap();
     assert!(
         svg.contains("<svg") && svg.contains("BASE_FEATURES"),

@@ -27,7 +27,9 @@
 //!
 //! Tables written under the output folder, one sub-folder each, Parquet:
 //! `users(user_id, age_band, region, device)`, `items(item_id, category, brand)`,
-//! `impressions(user_id, item_id, ts, clicked)`, `actions(user_id, item_id, ts, action)`
+//! `impressions(user_id, item_id, ts, clicked, p_click)` (`p_click`: the true click
+//! probability the click was drawn with, which no model can beat; `dumn ablate` reports
+//! its AUC as the ceiling, and the SQL ignores it), `actions(user_id, item_id, ts, action)`
 //! (action names include `share`, which maps to no feedback kind), and
 //! `candidates(user_id, item_id, source)` for the day after the logs end. 5% of users are
 //! new: they have candidates but no logs. Generation is deterministic for a seed.
@@ -38,7 +40,8 @@ use std::sync::Arc;
 use anyhow::{ensure, Context, Result};
 use chrono::{NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use futures::{StreamExt, TryStreamExt};
@@ -162,6 +165,7 @@ struct Chunk {
         Int64Builder,
         TimestampMicrosecondBuilder,
         BooleanBuilder,
+        Float64Builder,
     ),
     actions: (
         Int64Builder,
@@ -202,12 +206,14 @@ impl Chunk {
                 ("item_id", DataType::Int64),
                 ("ts", ts_type()),
                 ("clicked", DataType::Boolean),
+                ("p_click", DataType::Float64),
             ]),
             vec![
                 col(&mut self.impressions.0),
                 col(&mut self.impressions.1),
                 Arc::new(self.impressions.2.finish()),
                 Arc::new(self.impressions.3.finish()),
+                Arc::new(self.impressions.4.finish()),
             ],
         )?;
         let actions = RecordBatch::try_new(
@@ -331,6 +337,11 @@ fn generate_chunk(cfg: &LogsConfig, first: usize, count: usize) -> Chunk {
             c.impressions.1.append_value(item);
             c.impressions.2.append_value(ts);
             c.impressions.3.append_value(genuine || accidental);
+            // The true click probability: a genuine click, or else an accidental one.
+            let p = sigmoid(logit);
+            c.impressions
+                .4
+                .append_value(p + (1.0 - p) * ACCIDENTAL_CLICK_RATE);
             if genuine {
                 let p_like = if topic == taste.primary || topic == taste.secondary {
                     0.25

@@ -12,12 +12,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Context, Result};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Float32Type;
+use datafusion::prelude::SessionContext;
 use serde_json::json;
 
 use super::compare::{self, Interval};
 use super::dataset::{self, ExampleFiles, FeedbackSummary, Part, Split};
 use super::evaluate::{evaluate, Label, Metrics, EVAL_BATCH};
 use super::fit::{fit, FitConfig, FitResult, Progress};
+use super::metrics::auc;
 use super::report;
 use super::settings::{PrepareOptions, Source, TrainSettings};
 use crate::data::contract::Inputs;
@@ -43,6 +47,9 @@ pub struct TrainingSet {
     pub rows: u64,
     /// Where the examples came from, for the artifact's description.
     pub data: String,
+    /// The test AUC of the data's own click probabilities (`impressions.p_click`, which
+    /// `dumn gen` writes): the ceiling no model can pass. `None` for data without them.
+    pub ceiling_auc: Option<f64>,
     _work: Option<tempfile::TempDir>,
 }
 
@@ -85,6 +92,7 @@ impl TrainingSet {
         let feedback = FeedbackSummary::read(&ctx).await?;
         let schema = dataset::feature_schema(&ctx, &feedback, options.max_hash_size).await?;
         let split = Split::resolve(&ctx, options.valid_from, options.test_from).await?;
+        let ceiling_auc = generator_ceiling(&ctx, &split).await?;
 
         let (work_dir, guard) = match &options.work {
             Some(w) => (w.clone(), None),
@@ -113,9 +121,39 @@ impl TrainingSet {
             fingerprint,
             rows: written.rows,
             data: source.data.clone().unwrap_or_else(|| "?".into()),
+            ceiling_auc,
             _work: guard,
         })
     }
+}
+
+/// The AUC of `impressions.p_click` against `clicked` over the test period, when the
+/// registered `impressions` has that column (generated data); else `None`.
+async fn generator_ceiling(ctx: &SessionContext, split: &Split) -> Result<Option<f64>> {
+    let impressions = ctx.table("impressions").await?;
+    if impressions
+        .schema()
+        .field_with_unqualified_name("p_click")
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let batches = ctx
+        .sql(&format!(
+            "SELECT CAST(p_click AS FLOAT) AS p, clicked FROM impressions \
+             WHERE p_click IS NOT NULL AND clicked IS NOT NULL AND {}",
+            split.predicate(Part::Test)
+        ))
+        .await?
+        .collect()
+        .await
+        .context("reading the generator's click probabilities")?;
+    let (mut p, mut clicked) = (Vec::new(), Vec::new());
+    for b in &batches {
+        p.extend(b.column(0).as_primitive::<Float32Type>().iter().flatten());
+        clicked.extend(b.column(1).as_boolean().iter().flatten());
+    }
+    Ok(auc(&p, &clicked))
 }
 
 /// The variant named `name`, or an error that lists the known ones.
@@ -431,8 +469,13 @@ pub async fn ablate(
     } else {
         variants[0].as_str()
     };
+    let ceiling = set.ceiling_auc.map_or(String::new(), |c| {
+        format!(
+            "\nThe generator's own test AUC (its true click probabilities, the ceiling): {c:.4}\n"
+        )
+    });
     let table = format!(
-        "{}\n{}",
+        "{}\n{}{ceiling}",
         ablation_table(&runs),
         ablation_summary(&runs, reference)
     );
