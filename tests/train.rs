@@ -1,7 +1,7 @@
 //! `dumn train` / `dumn eval` from raw logs: the time split, the artifact and report, job
 //! files, and the errors that must come before any training.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::data::*;
 use dumn::data::contract::Inputs;
@@ -330,23 +330,19 @@ fn a_cpu_run_with_the_same_seed_repeats() {
     assert_eq!(hashes[0], hashes[1], "same seed, same data: same weights");
 }
 
-#[test]
-fn ablate_trains_every_feedback_layout_from_sql_and_prints_one_row_each() {
-    // DUMN_AF reads `feedback_seq`, DUMN_IF two sequences, BASE_FEATURES none: each must
-    // train from the default SQL and get its row in the table.
+/// `dumn ablate` with tiny models for one epoch on generated data, plus `extra` flags:
+/// the temporary folder (kept alive), the output root and the output. Panics on failure.
+fn tiny_ablate(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     gen_into(&data);
     let out = dir.path().join("models");
-    let variants = ["DUMN_AF", "DUMN_IF", "BASE_FEATURES"];
-    let (ok, text) = dumn(&[
+    let mut args = vec![
         "ablate",
         "--data",
         data.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-        "--variants",
-        &variants.join(","),
         "--epochs",
         "1",
         "--seq-len",
@@ -359,8 +355,19 @@ fn ablate_trains_every_feedback_layout_from_sql_and_prints_one_row_each() {
         "16",
         "--device",
         "cpu",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (ok, text) = dumn(&args);
     assert!(ok, "{text}");
+    (dir, out, text)
+}
+
+#[test]
+fn ablate_trains_every_feedback_layout_from_sql_and_prints_one_row_each() {
+    // DUMN_AF reads `feedback_seq`, DUMN_IF two sequences, BASE_FEATURES none: each must
+    // train from the default SQL and get its row in the table.
+    let variants = ["DUMN_AF", "DUMN_IF", "BASE_FEATURES"];
+    let (_dir, out, text) = tiny_ablate(&["--variants", &variants.join(",")]);
     for v in variants {
         assert!(
             text.lines().any(|l| l.starts_with(&format!("| {v} |"))),
@@ -372,36 +379,14 @@ fn ablate_trains_every_feedback_layout_from_sql_and_prints_one_row_each() {
 
 #[test]
 fn ablate_with_seeds_trains_each_seed_and_summarises_with_intervals() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    gen_into(&data);
-    let out = dir.path().join("models");
-    let (ok, text) = dumn(&[
-        "ablate",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
+    let (_dir, out, text) = tiny_ablate(&[
         "--variants",
         "DUMN,BASE_FEATURES",
         "--seeds",
         "2",
         "--seed",
         "5",
-        "--epochs",
-        "1",
-        "--seq-len",
-        "10",
-        "--memory-slots",
-        "8",
-        "--slot-dim",
-        "4",
-        "--controller-dim",
-        "16",
-        "--device",
-        "cpu",
     ]);
-    assert!(ok, "{text}");
     for v in ["DUMN", "BASE_FEATURES"] {
         for seed in [5, 6] {
             let model = out.join(v).join(format!("seed-{seed}"));
