@@ -10,7 +10,7 @@
 //! | [`evaluate`] | the metrics of a model on a split or on examples in memory |
 //! | [`compare`] | intervals over seeds, paired bootstrap intervals of AUC differences |
 //! | [`metrics`] | AUC, GAUC, logloss |
-//! | [`report`] | the learning curve (SVG) |
+//! | [`report`] | the pictures: learning curve, test ROC and calibration, the ablation chart (SVG) |
 //!
 //! This stage calls [`crate::data`], [`crate::engine`], [`crate::model`] and [`crate::io`].
 
