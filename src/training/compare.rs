@@ -113,8 +113,8 @@ fn ascending(scores: &[f32]) -> Vec<usize> {
 /// aligned with `labels`. `None` when a resample has one class only every time.
 pub fn paired_auc_difference(
     labels: &[bool],
-    a: &[Vec<f32>],
-    b: &[Vec<f32>],
+    a: &[&[f32]],
+    b: &[&[f32]],
     resamples: usize,
     seed: u64,
 ) -> Option<Interval> {
@@ -124,7 +124,7 @@ pub fn paired_auc_difference(
     }
     let orders_a: Vec<Vec<usize>> = a.iter().map(|s| ascending(s)).collect();
     let orders_b: Vec<Vec<usize>> = b.iter().map(|s| ascending(s)).collect();
-    let mean_auc = |orders: &[Vec<usize>], scores: &[Vec<f32>], w: &[u32]| -> Option<f64> {
+    let mean_auc = |orders: &[Vec<usize>], scores: &[&[f32]], w: &[u32]| -> Option<f64> {
         let mut sum = 0.0;
         for (o, s) in orders.iter().zip(scores) {
             sum += weighted_auc(o, s, labels, w)?;
@@ -214,13 +214,12 @@ mod tests {
         let truth = auc(&big_a, &big_l).unwrap() - auc(&big_b, &big_l).unwrap();
         assert!(truth > 0.05, "a real gap: {truth}");
         let (l, a, b) = planted(4_000, 0.3, 2);
-        let (a, b) = (vec![a], vec![b]);
-        let i = paired_auc_difference(&l, &a, &b, 400, 7).unwrap();
+        let i = paired_auc_difference(&l, &[&a], &[&b], 400, 7).unwrap();
         let (lo, hi) = (i.low.unwrap(), i.high.unwrap());
         assert!(lo <= truth && truth <= hi, "{truth} outside [{lo}, {hi}]");
         assert!(i.excludes_zero());
         // Identical models: the difference is exactly zero, a tie.
-        let same = paired_auc_difference(&l, &a, &a, 200, 7).unwrap();
+        let same = paired_auc_difference(&l, &[&a], &[&a], 200, 7).unwrap();
         assert_eq!(
             (same.mean, same.low, same.high),
             (0.0, Some(0.0), Some(0.0))
@@ -228,7 +227,7 @@ mod tests {
         assert!(!same.excludes_zero());
         // No gap: the interval contains zero.
         let (l, a, b) = planted(4_000, 0.0, 3);
-        let tie = paired_auc_difference(&l, &[a], &[b], 400, 7).unwrap();
+        let tie = paired_auc_difference(&l, &[&a], &[&b], 400, 7).unwrap();
         assert!(!tie.excludes_zero(), "{tie:?}");
     }
 }

@@ -92,48 +92,62 @@ pub fn learning_curve_svg(result: &FitResult, title: &str) -> Result<String> {
 
         let test = &result.test_scored;
         let auc = result.test.auc.map_or("n/a".into(), |a| format!("{a:.4}"));
-        let mut chart = ChartBuilder::on(&roc_area)
-            .caption(format!("test ROC (AUC {auc})"), ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("false positive rate")
-            .y_desc("true positive rate")
-            .draw()?;
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(0.0, 0.0), (1.0, 1.0)],
-            BLACK.mix(0.3),
-        )))?;
+        let mut chart = unit_square(
+            &roc_area,
+            &format!("test ROC (AUC {auc})"),
+            "false positive rate",
+            "true positive rate",
+        )?;
         chart.draw_series(LineSeries::new(
             roc_points(&test.scores, &test.labels),
             &BLUE,
         ))?;
 
         let bins = calibration_bins(&test.scores, &test.labels, 10);
-        let mut chart = ChartBuilder::on(&calibration_area)
-            .caption("test calibration", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("mean predicted probability")
-            .y_desc("observed rate")
-            .draw()?;
-        chart.draw_series(std::iter::once(PathElement::new(
-            vec![(0.0, 0.0), (1.0, 1.0)],
-            BLACK.mix(0.3),
-        )))?;
+        let mut chart = unit_square(
+            &calibration_area,
+            "test calibration",
+            "mean predicted probability",
+            "observed rate",
+        )?;
         let points: Vec<(f64, f64)> = bins.iter().map(|b| (b.predicted, b.observed)).collect();
         chart.draw_series(LineSeries::new(points.clone(), &RED))?;
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, RED.filled())))?;
         root.present().context("drawing the learning curve")?;
     }
     Ok(svg)
+}
+
+/// A chart over the unit square, its diagonal drawn: the frame of the ROC and the
+/// calibration panels.
+fn unit_square<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<
+    ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(0.0, 0.0), (1.0, 1.0)],
+        BLACK.mix(0.3),
+    )))?;
+    Ok(chart)
 }
 
 /// The ROC curve of `scores` against `labels`: (false positive rate, true positive rate)

@@ -360,9 +360,7 @@ pub fn ablation_summary(runs: &[AblationRun], reference: &str) -> String {
         runs.iter().filter(|r| r.variant == v).collect()
     }
     let reference_runs = of(runs, reference);
-    let labels = reference_runs
-        .first()
-        .map(|r| r.result.test_scored.labels.clone());
+    let labels = reference_runs.first().map(|r| &r.result.test_scored.labels);
     let mut table = format!(
         "| variant | seeds | valid AUC | test AUC | test GAUC | test logloss | test AUC − {reference} (paired bootstrap) | verdict |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- |\n"
@@ -376,12 +374,12 @@ pub fn ablation_summary(runs: &[AblationRun], reference: &str) -> String {
         let (diff, verdict) = if v == reference {
             ("—".to_string(), "reference".to_string())
         } else {
-            let aligned = |r: &&AblationRun| Some(&r.result.test_scored.labels) == labels.as_ref();
-            let scores = |rs: &[&AblationRun]| -> Vec<Vec<f32>> {
+            let aligned = |r: &&AblationRun| Some(&r.result.test_scored.labels) == labels;
+            fn scores<'a>(rs: &[&'a AblationRun]) -> Vec<&'a [f32]> {
                 rs.iter()
-                    .map(|r| r.result.test_scored.scores.clone())
+                    .map(|r| r.result.test_scored.scores.as_slice())
                     .collect()
-            };
+            }
             let interval = match &labels {
                 Some(l) if mine.iter().all(aligned) => compare::paired_auc_difference(
                     l,
