@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use crate::common::{examples, small_config};
+use crate::common::{examples, small_config, with_vocabularies};
 use dumn::model::artifact::{self, DataInfo, MANIFEST_FILE, WEIGHTS_FILE};
 use dumn::model::device::DeviceChoice;
 use dumn::model::{Ablation, Batch, Dumn};
@@ -29,6 +29,40 @@ fn save(model: &Dumn, dir: &std::path::Path) -> artifact::Manifest {
     };
     let metrics = BTreeMap::from([("test_auc".to_string(), 0.7)]);
     artifact::save(model, dir, Some(data), metrics).unwrap()
+}
+
+#[test]
+fn vocabularies_and_the_item_fields_table_travel_with_the_artifact() {
+    tch::manual_seed(23);
+    let mut exs = examples(30, 23);
+    let (cfg, table) = with_vocabularies(small_config(Ablation::default()), &mut exs);
+    let model = Dumn::new(cfg, Device::Cpu).unwrap();
+    model.set_item_fields(&table).unwrap();
+    let mut trainer = Trainer::new(&model).unwrap();
+    let batch = Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap();
+    for _ in 0..2 {
+        trainer.step(&model, &batch);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let manifest = save(&model, &dir);
+    assert!(manifest.weights.tensors.contains_key("vocabulary.item_id"));
+    let text = fs::read_to_string(dir.join(MANIFEST_FILE)).unwrap();
+    assert!(text.contains("\"lookup\": \"vocabulary\"") && text.contains("shared_rate"));
+    let loaded = artifact::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(loaded.model.config, model.config, "vocabularies included");
+    let diff = (model.predict(&batch) - loaded.model.predict(&batch))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert_eq!(diff, 0.0);
+    let fields =
+        |m: &Dumn| m.var_store().variables()["embedding.item.fields_of_item"].shallow_clone();
+    assert!(
+        fields(&loaded.model).equal(&table),
+        "the item-fields table was saved"
+    );
+    assert!(!fields(&model).requires_grad(), "the table does not train");
 }
 
 #[test]

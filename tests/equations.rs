@@ -1,6 +1,6 @@
 //! Each test checks a property that breaks if the equation it names is implemented wrong.
 
-use crate::common::{examples, small_config};
+use crate::common::{examples, small_config, with_vocabularies};
 use dumn::model::loss::{cosine_distance, triplet_hinge};
 use dumn::model::pair::Pair;
 use dumn::model::purification::{masked_softmax, orthogonal_map};
@@ -294,6 +294,47 @@ fn scores_do_not_depend_on_the_rest_of_the_batch() {
     let all = model.predict(&Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap());
     let one = model.predict(&Batch::from_examples(&model.config, &exs[3..4], Device::Cpu).unwrap());
     assert!(max_abs(&(all.get(3) - one.get(0))) < 1e-5);
+}
+
+#[test]
+fn sequence_positions_are_embedded_with_their_item_fields() {
+    tch::manual_seed(13);
+    let mut exs = examples(6, 13);
+    let (cfg, table) = with_vocabularies(small_config(Ablation::default()), &mut exs);
+    let model = Dumn::new(cfg, Device::Cpu).unwrap();
+    model.set_item_fields(&table).unwrap();
+    let schema = &model.config.schema;
+    let known: Vec<i64> = schema.item_fields[0].vocabulary.as_ref().unwrap().values()[..3].to_vec();
+    let unseen = known.iter().max().unwrap() + 1_000_003;
+    let history = History {
+        items: [
+            vec![known[0], known[1], unseen, known[2]],
+            vec![],
+            vec![],
+            vec![],
+        ],
+        feedback: None,
+    };
+    let ub = UserBatch::new(&model.config, &[(&[None], &history)], Device::Cpu).unwrap();
+    let seq = model.user_step(&ub).seq_emb.get(0).get(0); // click sequence, [L, E]
+    let vars = model.var_store().variables();
+    let id_table = &vars["embedding.item.item_id.weight"];
+    let cat_table = &vars["embedding.item.category.weight"];
+    for (pos, &item) in known
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (if i == 2 { 3 } else { i }, v))
+    {
+        let want = id_table.get(schema.item_fields[0].index(Some(item)))
+            + cat_table.get(schema.item_fields[1].index(Some(item.rem_euclid(7))));
+        assert!(
+            max_abs(&(seq.get(pos as i64) - want)) < 1e-6,
+            "position {pos}"
+        );
+    }
+    // An item without a row of its own: the shared row, and no fields (unknown).
+    let oov = dumn::model::features::Vocabulary::OUT_OF_VOCABULARY;
+    assert!(max_abs(&(seq.get(2) - id_table.get(oov))) < 1e-6);
 }
 
 #[test]

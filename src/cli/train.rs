@@ -80,9 +80,13 @@ pub struct TrainFlags {
     /// Test starts here (default: 90% into the time range).
     #[arg(long, value_name = "TIME")]
     pub test_from: Option<String>,
-    /// Largest embedding table per feature (rows).
-    #[arg(long)]
-    pub max_hash_size: Option<i64>,
+    /// Most rows of one embedding table (the most frequent values keep theirs).
+    #[arg(long, value_name = "ROWS")]
+    pub max_embedding_rows: Option<i64>,
+    /// Training rows a value needs for an embedding row of its own; rarer and unseen
+    /// values share one out-of-vocabulary row.
+    #[arg(long, value_name = "N")]
+    pub min_count: Option<u64>,
     /// Seed of the model's initialisation and the shuffling.
     #[arg(long)]
     pub seed: Option<u64>,

@@ -11,12 +11,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Tensor};
 
+use super::features::{Lookup, Vocabulary};
 use super::{Dumn, ModelConfig};
 use crate::io::location::{self, Location};
 
@@ -136,6 +138,11 @@ fn write_into(
         .into_iter()
         .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).contiguous()))
         .collect();
+    for f in model.config.schema.fields() {
+        if let Some(v) = &f.vocabulary {
+            named.push((vocabulary_tensor(&f.name), Tensor::from_slice(v.values())));
+        }
+    }
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let weights_path = tmp.join(WEIGHTS_FILE);
     Tensor::write_safetensors(&named, &weights_path)
@@ -162,6 +169,11 @@ fn write_into(
     fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)
         .with_context(|| format!("cannot write {}", manifest_path.display()))?;
     Ok(manifest)
+}
+
+/// The name of a field's vocabulary in the weights file.
+fn vocabulary_tensor(field: &str) -> String {
+    format!("vocabulary.{field}")
 }
 
 /// Renames `tmp` to `dir`, moving an existing `dir` aside first and deleting it after.
@@ -254,12 +266,7 @@ pub fn load(dir: &Path, device: Device) -> Result<Artifact> {
             manifest.weights.file
         )
     })?;
-    let model = Dumn::new(manifest.config.clone(), device).with_context(|| {
-        format!("model artifact {here}: cannot build the model its manifest describes")
-    })?;
-
     let mut file: BTreeMap<String, Tensor> = tensors.into_iter().collect();
-    let vars = model.var_store().variables();
     for (name, want) in &manifest.weights.tensors {
         let Some(t) = file.get(name) else {
             bail!("model artifact {here}: tensor `{name}` is listed in the manifest but missing from the weights");
@@ -276,7 +283,25 @@ pub fn load(dir: &Path, device: Device) -> Result<Artifact> {
             "model artifact {here}: the weights hold tensor `{name}`, which the manifest does not list"
         );
     }
-    for (name, var) in &vars {
+    let mut config = manifest.config.clone();
+    for f in config
+        .schema
+        .user_fields
+        .iter_mut()
+        .chain(config.schema.item_fields.iter_mut())
+        .filter(|f| f.lookup == Lookup::Vocabulary)
+    {
+        let name = vocabulary_tensor(&f.name);
+        let Some(t) = file.remove(&name) else {
+            bail!("model artifact {here}: field `{}` has a vocabulary, but the weights lack tensor `{name}`", f.name);
+        };
+        let values = Vec::<i64>::try_from(t.to_kind(tch::Kind::Int64).flatten(0, -1))?;
+        f.vocabulary = Some(Arc::new(Vocabulary::new(values)));
+    }
+    let model = Dumn::new(config, device).with_context(|| {
+        format!("model artifact {here}: cannot build the model its manifest describes")
+    })?;
+    for (name, var) in &model.var_store().variables() {
         let Some(t) = file.remove(name) else {
             bail!("model artifact {here}: the model needs tensor `{name}`, which the artifact lacks (manifest and code disagree)");
         };

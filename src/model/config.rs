@@ -289,8 +289,10 @@ impl ModelConfig {
     }
 
     /// Checks sizes and the schema; the error says which setting is wrong.
+    /// Vocabularies are not checked here (a manifest is validated before its weights are
+    /// read); [`super::Dumn::new`] checks them.
     pub fn validate(&self) -> Result<(), String> {
-        self.schema.validate()?;
+        self.schema.validate_names_and_sizes()?;
         let positive = [
             ("seq_len", self.seq_len),
             ("emb_dim", self.emb_dim),

@@ -1,12 +1,20 @@
-//! Paper §3.2, the embedding layer: one hashed table per categorical field.
+//! Paper §3.2, the embedding layer: one table per categorical field.
 //!
 //! `e_user` is the concatenation of the user fields' embeddings, `e_item` that of the item
-//! fields', and each feedback sequence is embedded with the `item_id` table, giving
-//! `e_c, e_u, e_l, e_d ∈ R^{T×E}`. Row 0 of every table is the padding/NULL row: zero at
-//! initialisation and excluded from gradients (`padding_idx`), and sequence embeddings are
-//! multiplied by their mask as well, so padding is exactly zero downstream.
+//! fields'. Each feedback sequence gives `e_c, e_u, e_l, e_d ∈ R^{T×E}`: a position holds an
+//! item id, embedded with the `item_id` table and, when the schema has a vocabulary and
+//! other item fields ([`FeatureSchema::sequences_read_item_fields`]), plus the embeddings of
+//! that item's other fields (category, brand…) looked up in the item-fields table that
+//! training fills ([`Embeddings::set_item_fields`]). The paper embeds a sequence item like
+//! the target item; summing the fields (rather than concatenating them, as `e_item` does)
+//! keeps every sequence vector at E, which eq. 1-12 assume.
+//!
+//! Row 0 of every table is the padding/NULL row: zero at initialisation and excluded from
+//! gradients (`padding_idx`), and sequence embeddings are multiplied by their mask as well,
+//! so padding is exactly zero downstream.
 
-use tch::{nn, nn::Module, Tensor};
+use anyhow::{ensure, Result};
+use tch::{nn, nn::Module, Kind, Tensor};
 
 use super::features::{FeatureSchema, FieldSpec};
 
@@ -17,6 +25,10 @@ const INIT_STD: f64 = 0.1;
 pub struct Embeddings {
     user: Vec<nn::Embedding>,
     item: Vec<nn::Embedding>,
+    /// `[rows of item_id, n_item_fields − 1]`: the rows of each item's other fields, by its
+    /// `item_id` row (all 0, i.e. padding, for the padding and out-of-vocabulary rows and
+    /// until training fills it). A non-trainable variable, so it is saved with the weights.
+    item_fields: Option<Tensor>,
 }
 
 fn table(p: &nn::Path, field: &FieldSpec, dim: i64) -> nn::Embedding {
@@ -28,7 +40,7 @@ fn table(p: &nn::Path, field: &FieldSpec, dim: i64) -> nn::Embedding {
         },
         ..Default::default()
     };
-    let emb = nn::embedding(p / field.name.as_str(), field.hash_size, dim, cfg);
+    let emb = nn::embedding(p / field.name.as_str(), field.rows, dim, cfg);
     tch::no_grad(|| {
         let _ = emb.ws.get(0).zero_();
     });
@@ -39,6 +51,17 @@ impl Embeddings {
     pub fn new(p: &nn::Path, schema: &FeatureSchema, dim: i64) -> Self {
         let user_p = p / "user";
         let item_p = p / "item";
+        let item_fields = schema.sequences_read_item_fields().then(|| {
+            let shape = [
+                schema.item_fields[0].rows,
+                schema.item_fields.len() as i64 - 1,
+            ];
+            item_p.add(
+                "fields_of_item",
+                Tensor::zeros(shape, (Kind::Int64, p.device())),
+                false,
+            )
+        });
         Self {
             user: schema
                 .user_fields
@@ -50,7 +73,25 @@ impl Embeddings {
                 .iter()
                 .map(|f| table(&item_p, f, dim))
                 .collect(),
+            item_fields,
         }
+    }
+
+    /// Fills the item-fields table: `rows` is `[rows of item_id, n_item_fields − 1]`, the
+    /// other fields' rows for each `item_id` row. An error when the model has no such table
+    /// or the shape differs.
+    pub fn set_item_fields(&self, rows: &Tensor) -> Result<()> {
+        let Some(table) = &self.item_fields else {
+            anyhow::bail!("this model does not embed sequence items with their fields");
+        };
+        ensure!(
+            rows.size() == table.size(),
+            "the item-fields table is {:?}, the model needs {:?}",
+            rows.size(),
+            table.size()
+        );
+        tch::no_grad(|| table.shallow_clone().copy_(rows));
+        Ok(())
     }
 
     fn concat(tables: &[nn::Embedding], idx: &Tensor) -> Tensor {
@@ -72,8 +113,18 @@ impl Embeddings {
         Self::concat(&self.item, idx)
     }
 
-    /// Sequence items: `[U, S, L]` rows and mask → `[U, S, L, E]`, zero at padding.
+    /// Sequence items: `[U, S, L]` `item_id` rows and mask → `[U, S, L, E]`, zero at
+    /// padding: the `item_id` embedding plus, with an item-fields table, the embeddings of
+    /// the item's other fields.
     pub fn sequence(&self, idx: &Tensor, mask: &Tensor) -> Tensor {
-        self.item[0].forward(idx) * mask.unsqueeze(-1)
+        let mut e = self.item[0].forward(idx);
+        if let Some(table) = &self.item_fields {
+            let (u, s, l) = idx.size3().unwrap();
+            let rows = table.index_select(0, &idx.flatten(0, -1)); // [U·S·L, n − 1]
+            for (f, emb) in self.item[1..].iter().enumerate() {
+                e += emb.forward(&rows.select(1, f as i64)).view([u, s, l, -1]);
+            }
+        }
+        e * mask.unsqueeze(-1)
     }
 }

@@ -185,6 +185,7 @@ impl Dumn {
     pub fn new(config: ModelConfig, device: Device) -> Result<Self> {
         config
             .validate()
+            .and_then(|()| config.schema.validate())
             .map_err(|e| anyhow::anyhow!("invalid model config: {e}"))?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
@@ -236,6 +237,12 @@ impl Dumn {
             click_head,
             dislike_head,
         })
+    }
+
+    /// Fills the table of each item's other fields that sequence positions are embedded
+    /// with (see [`embedding`]); `[rows of item_id, n_item_fields − 1]`.
+    pub fn set_item_fields(&self, rows: &Tensor) -> Result<()> {
+        self.emb.set_item_fields(rows)
     }
 
     pub fn var_store(&self) -> &nn::VarStore {

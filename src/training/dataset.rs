@@ -18,7 +18,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use serde::Serialize;
 
-use crate::data::sql::{quote_ident, timestamp_literal};
+use crate::data::sql::timestamp_literal;
 use crate::engine::session::first_row;
 use crate::io::Location;
 use crate::model::features::{FeatureSchema, FieldSpec};
@@ -98,18 +98,9 @@ impl Split {
     }
 }
 
-/// Rows in the embedding table of a field with `distinct` values: twice that, at least 64,
-/// at most `cap` (hashing shares rows beyond it).
-fn hash_size(distinct: i64, cap: i64) -> i64 {
-    (2 * distinct.max(1) + 1).clamp(64, cap.max(64))
-}
-
-/// What the `feedback` view holds, read in one pass: distinct ids (to size the id
-/// embeddings) and the explicit feedback (which some variants need).
+/// The explicit feedback the `feedback` view holds (which some variants need).
 #[derive(Debug, Clone, Copy)]
 pub struct FeedbackSummary {
-    pub users: i64,
-    pub items: i64,
     pub likes: u64,
     pub dislikes: u64,
 }
@@ -118,71 +109,34 @@ impl FeedbackSummary {
     pub async fn read(ctx: &SessionContext) -> Result<Self> {
         let r = first_row(
             ctx,
-            "SELECT approx_distinct(user_id), approx_distinct(item_id), \
-             count(*) FILTER (WHERE kind = 'like'), count(*) FILTER (WHERE kind = 'dislike') \
-             FROM feedback",
+            "SELECT count(*) FILTER (WHERE kind = 'like'), \
+             count(*) FILTER (WHERE kind = 'dislike') FROM feedback",
         )
         .await
         .context("summarising the feedback")?;
         let v = |i: usize| r[i].unwrap_or(0);
         Ok(Self {
-            users: v(0),
-            items: v(1),
-            likes: v(2) as u64,
-            dislikes: v(3) as u64,
+            likes: v(0) as u64,
+            dislikes: v(1) as u64,
         })
     }
 }
 
-/// The model's feature schema from the registered `users` and `items` tables: `user_id`
-/// and every other `users` column, `item_id` and every other `items` column. Each table
-/// is sized from the approximate number of distinct values (ids also from the feedback),
-/// capped at `cap` rows.
-pub async fn feature_schema(
-    ctx: &SessionContext,
-    feedback: &FeedbackSummary,
-    cap: i64,
-) -> Result<FeatureSchema> {
+/// The model's feature columns from the registered `users` and `items` tables: `user_id`
+/// and every other `users` column, `item_id` and every other `items` column. The sizes are
+/// placeholders: [`super::vocabulary::build`] sizes each field from the train split.
+pub async fn feature_columns(ctx: &SessionContext) -> Result<FeatureSchema> {
     let mut sides = Vec::new();
     for (table, id) in [("users", "user_id"), ("items", "item_id")] {
         let schema = ctx.table(table).await?.schema().as_arrow().clone();
-        let cols: Vec<String> = std::iter::once(id.to_string())
-            .chain(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .filter(|n| n != id),
-            )
-            .collect();
-        let counts = first_row(
-            ctx,
-            &format!(
-                "SELECT {} FROM {table}",
-                cols.iter()
-                    .map(|c| format!("approx_distinct({})", quote_ident(c)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .await
-        .with_context(|| format!("sizing the features of table `{table}`"))?;
-        let ids_in_logs = if table == "users" {
-            feedback.users
-        } else {
-            feedback.items
-        };
-        sides.push(
-            cols.iter()
-                .zip(counts)
-                .enumerate()
-                .map(|(i, (c, n))| {
-                    let n = n.unwrap_or(0);
-                    let n = if i == 0 { n.max(ids_in_logs) } else { n };
-                    FieldSpec::new(c.clone(), hash_size(n, cap))
-                })
-                .collect::<Vec<_>>(),
+        let cols = std::iter::once(id.to_string()).chain(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| n != id),
         );
+        sides.push(cols.map(|c| FieldSpec::new(c, 2)).collect::<Vec<_>>());
     }
     let item_fields = sides.pop().expect("items");
     let user_fields = sides.pop().expect("users");
@@ -190,7 +144,9 @@ pub async fn feature_schema(
         user_fields,
         item_fields,
     };
-    schema.validate().map_err(anyhow::Error::msg)?;
+    schema
+        .validate_names_and_sizes()
+        .map_err(anyhow::Error::msg)?;
     Ok(schema)
 }
 
@@ -282,17 +238,5 @@ impl ExampleFiles {
             users.as_primitive::<Int64Type>().values().to_vec(),
             ts.as_primitive::<Int64Type>().values().to_vec(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_sizes_grow_with_distinct_values_and_are_capped() {
-        assert_eq!(hash_size(0, 1 << 20), 64);
-        assert_eq!(hash_size(1000, 1 << 20), 2001);
-        assert_eq!(hash_size(10_000_000, 1 << 20), 1 << 20);
     }
 }

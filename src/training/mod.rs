@@ -4,7 +4,8 @@
 //! | --- | --- |
 //! | [`settings`] | the settings of a training job, resolved in one place |
 //! | [`workflow`] | what `dumn train`, `ablate` and `eval` do: prepare once, train, save, tabulate |
-//! | [`dataset`] | the time split, the feature schema of the inputs, the materialised [`dataset::ExampleFiles`] |
+//! | [`dataset`] | the time split, the feature columns of the inputs, the materialised [`dataset::ExampleFiles`] |
+//! | [`vocabulary`] | the embedding vocabularies, counted on the train split |
 //! | [`fit`] | the epoch loop: shuffling, early stopping, best-on-validation weights |
 //! | [`step`] | one optimisation step (Adam, the losses, the memory write) |
 //! | [`evaluate`] | the metrics of a model on a split or on examples in memory |
@@ -22,4 +23,5 @@ pub mod metrics;
 pub mod report;
 pub mod settings;
 pub mod step;
+pub mod vocabulary;
 pub mod workflow;

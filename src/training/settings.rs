@@ -14,6 +14,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::Label;
+use super::vocabulary::VocabularyOptions;
 use crate::data::sql::parse_time;
 use crate::model::device::DeviceChoice;
 
@@ -46,7 +47,12 @@ pub struct TrainSettings {
     pub shuffle_buffer: usize,
     pub valid_from: Option<String>,
     pub test_from: Option<String>,
-    pub max_hash_size: i64,
+    /// The most rows of one embedding table; the most frequent values keep theirs.
+    #[serde(alias = "max_hash_size")]
+    pub max_embedding_rows: i64,
+    /// Training rows a value needs for an embedding row of its own; rarer values share the
+    /// out-of-vocabulary row.
+    pub min_count: u64,
     pub seed: u64,
     pub device: DeviceChoice,
     /// Scratch folder for the materialised examples (unset: a temporary folder).
@@ -73,7 +79,8 @@ impl Default for TrainSettings {
             shuffle_buffer: 100_000,
             valid_from: None,
             test_from: None,
-            max_hash_size: 1 << 20,
+            max_embedding_rows: 1 << 22,
+            min_count: 2,
             seed: 1,
             device: DeviceChoice::Auto,
             work: None,
@@ -94,8 +101,8 @@ pub struct Source {
 pub struct PrepareOptions {
     /// T, the longest sequence kept.
     pub seq_len: usize,
-    /// The largest embedding table per feature (rows).
-    pub max_hash_size: i64,
+    /// How the embedding vocabularies are cut.
+    pub vocabulary: VocabularyOptions,
     /// The split's boundaries; unset, 80% and 90% into the impressions' time range.
     pub valid_from: Option<NaiveDateTime>,
     pub test_from: Option<NaiveDateTime>,
@@ -110,7 +117,7 @@ impl Default for PrepareOptions {
         let s = TrainSettings::default();
         Self {
             seq_len: s.seq_len,
-            max_hash_size: s.max_hash_size,
+            vocabulary: s.vocabulary_options(),
             valid_from: None,
             test_from: None,
             work: None,
@@ -128,6 +135,13 @@ impl TrainSettings {
         }
     }
 
+    pub fn vocabulary_options(&self) -> VocabularyOptions {
+        VocabularyOptions {
+            min_count: self.min_count,
+            max_rows: self.max_embedding_rows,
+        }
+    }
+
     /// The options of [`super::workflow::TrainingSet::prepare`]; `merged_feedback` as given.
     pub fn prepare_options(&self, merged_feedback: bool) -> Result<PrepareOptions> {
         let parse = |key: &str, t: &Option<String>| {
@@ -138,7 +152,7 @@ impl TrainSettings {
         };
         Ok(PrepareOptions {
             seq_len: self.seq_len,
-            max_hash_size: self.max_hash_size,
+            vocabulary: self.vocabulary_options(),
             valid_from: parse("valid_from", &self.valid_from)?,
             test_from: parse("test_from", &self.test_from)?,
             work: self.work.clone(),

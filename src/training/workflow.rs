@@ -16,6 +16,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Float32Type;
 use datafusion::prelude::SessionContext;
 use serde_json::json;
+use tch::Tensor;
 
 use super::compare::{self, Interval};
 use super::dataset::{self, ExampleFiles, FeedbackSummary, Part, Split};
@@ -24,6 +25,7 @@ use super::fit::{fit, FitConfig, FitResult, Progress};
 use super::metrics::auc;
 use super::report;
 use super::settings::{PrepareOptions, Source, TrainSettings};
+use super::vocabulary::{self, Vocabularies};
 use crate::data::contract::Inputs;
 use crate::data::pipeline::{self, ModelInput, Scratch};
 use crate::data::script::{self, Params, Script};
@@ -41,7 +43,10 @@ use crate::model::{Ablation, Dumn, FeedbackMode, ModelConfig};
 pub struct TrainingSet {
     pub files: ExampleFiles,
     pub split: Split,
+    /// The feature schema with the vocabularies of the train split.
     pub schema: FeatureSchema,
+    /// Each item's other fields by `item_id` row (see [`Vocabularies`]).
+    pub item_fields: Vec<i64>,
     pub feedback: FeedbackSummary,
     pub fingerprint: String,
     pub rows: u64,
@@ -90,7 +95,7 @@ impl TrainingSet {
             eprintln!("warning: {w}");
         }
         let feedback = FeedbackSummary::read(&ctx).await?;
-        let schema = dataset::feature_schema(&ctx, &feedback, options.max_hash_size).await?;
+        let columns = dataset::feature_columns(&ctx).await?;
         let split = Split::resolve(&ctx, options.valid_from, options.test_from).await?;
         let ceiling_auc = generator_ceiling(&ctx, &split).await?;
 
@@ -106,6 +111,10 @@ impl TrainingSet {
         let files = ExampleFiles::open(&location).await?;
         files.check_label("clicked").await?;
         files.check_label("disliked").await?;
+        let Vocabularies {
+            schema,
+            item_fields,
+        } = vocabulary::build(&files, &split, &columns, &options.vocabulary).await?;
         let fingerprint = format!(
             "{}|{}|{}|{}",
             source.data.as_deref().unwrap_or(""),
@@ -117,6 +126,7 @@ impl TrainingSet {
             files,
             split,
             schema,
+            item_fields,
             feedback,
             fingerprint,
             rows: written.rows,
@@ -209,6 +219,10 @@ pub async fn train_variant(
     config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
     config.ablation = ablation;
     let mut model = Dumn::new(config, device)?;
+    if model.config.schema.sequences_read_item_fields() {
+        let others = model.config.schema.item_fields.len() as i64 - 1;
+        model.set_item_fields(&Tensor::from_slice(&set.item_fields).view([-1, others]))?;
+    }
     println!(
         "{variant}: {} parameters on {}; split: {}, {}, {}",
         model.num_parameters(),

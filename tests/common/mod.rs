@@ -32,3 +32,49 @@ pub fn examples(n_users: usize, seed: u64) -> Vec<Example> {
 pub mod data;
 pub mod s3;
 pub mod scoring;
+
+/// `examples` with a second item field, `category` (the item id modulo 7), and a config
+/// whose fields have vocabularies of every value in them (rows of their own), with the
+/// table of each item's category filled in on `model`.
+pub fn with_vocabularies(
+    mut cfg: ModelConfig,
+    examples: &mut [Example],
+) -> (ModelConfig, tch::Tensor) {
+    use dumn::model::features::{Coverage, FieldSpec, Vocabulary};
+    let category = |item: i64| item.rem_euclid(7);
+    for e in examples.iter_mut() {
+        let item = e.item[0].expect("an item id");
+        e.item = vec![Some(item), Some(category(item))];
+    }
+    let mut items: Vec<i64> = examples
+        .iter()
+        .flat_map(|e| e.history.items.iter().flatten().copied().chain(e.item[0]))
+        .collect();
+    items.sort_unstable();
+    items.dedup();
+    let users: Vec<i64> = examples.iter().filter_map(|e| e.user[0]).collect();
+    let coverage = |n: usize| Coverage {
+        distinct: n as u64,
+        min_count: 1,
+        shared_rate: 0.0,
+    };
+    let field = |name: &str, values: Vec<i64>| {
+        let v = Vocabulary::new(values);
+        let n = v.values().len();
+        FieldSpec::with_vocabulary(name, v, coverage(n))
+    };
+    cfg.schema = FeatureSchema {
+        user_fields: vec![field("user_id", users)],
+        item_fields: vec![
+            field("item_id", items.clone()),
+            field("category", (0..7).collect()),
+        ],
+    };
+    let cat = &cfg.schema.item_fields[1];
+    let mut rows = vec![0i64; items.len() + Vocabulary::RESERVED as usize];
+    for (i, &item) in items.iter().enumerate() {
+        rows[i + Vocabulary::RESERVED as usize] = cat.index(Some(category(item)));
+    }
+    let table = tch::Tensor::from_slice(&rows).view([-1, 1]);
+    (cfg, table)
+}
