@@ -115,6 +115,97 @@ fn eq3_5_target_attention_ignores_padding_and_empty_sequences_pool_to_zero() {
 }
 
 #[test]
+fn the_residual_normalised_attention_and_the_null_position_keep_padding_at_zero_weight() {
+    for (residual, count_aware, positions) in [
+        (false, false, false),
+        (true, false, false),
+        (false, true, false),
+        (true, true, true),
+    ] {
+        tch::manual_seed(31);
+        let mut cfg = small_config(Ablation::default());
+        cfg.attention_residual = residual;
+        cfg.count_aware_pooling = count_aware;
+        cfg.position_buckets = positions;
+        let model = Dumn::new(cfg, Device::Cpu).unwrap();
+        let (ub, _) = padded_user_batch(&model);
+        let state = model.user_step(&ub);
+        let what = format!("residual {residual}, count-aware {count_aware}, positions {positions}");
+        let w = model.self_attention().weights(&state.seq_emb, &ub.seq_mask);
+        let key_pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(2).unsqueeze(2);
+        assert_eq!(max_abs(&(&w * key_pad)), 0.0, "{what}: self-attention");
+        let pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(-1);
+        assert_eq!(max_abs(&(&state.o * &pad)), 0.0, "{what}: O at padding");
+        assert_eq!(
+            max_abs(&(&state.seq_emb * &pad)),
+            0.0,
+            "{what}: E at padding"
+        );
+        let ctx = Tensor::randn([2, 3, 32], (Kind::Float, Device::Cpu));
+        let ta = model.target_attention();
+        let alpha = ta.weights(&state.keys, &ctx, &state.mask);
+        let pad: Tensor = 1.0 - state.mask.unsqueeze(1);
+        assert_eq!(max_abs(&(&alpha * pad)), 0.0, "{what}: target attention");
+        let sums = alpha.sum_dim_intlist(-1, false, Kind::Float); // [U, C, S]
+        let nonempty = state.mask.amax(-1, false).unsqueeze(1); // [U, 1, S]
+        let below_one = (&sums - 1.0) * &nonempty;
+        if count_aware {
+            assert!(
+                bool::try_from(below_one.lt(0.0).logical_or(&nonempty.eq(0.0)).all()).unwrap(),
+                "{what}: the null position takes some weight"
+            );
+        } else {
+            assert!(max_abs(&below_one) < 1e-5, "{what}: weights sum to one");
+        }
+        // Empty sequences still pool to exactly zero.
+        let f = ta.forward(&state.o, &state.keys, &ctx, &state.mask);
+        assert_eq!(
+            max_abs(&f.get(0).select(1, 3)),
+            0.0,
+            "{what}: empty pools to zero"
+        );
+    }
+}
+
+#[test]
+fn count_aware_pooling_tells_one_matching_item_from_four() {
+    // Without self-attention or position vectors, four copies of an item are four equal
+    // positions: the plain softmax averages them to the same f as one copy.
+    let norms = |count_aware: bool| {
+        tch::manual_seed(32);
+        let mut cfg = small_config(Ablation::variant("BASE_DIN4").unwrap());
+        cfg.count_aware_pooling = count_aware;
+        cfg.position_buckets = false;
+        let model = Dumn::new(cfg, Device::Cpu).unwrap();
+        let one = History {
+            items: [vec![], vec![], vec![], vec![7]],
+            feedback: None,
+        };
+        let four = History {
+            items: [vec![], vec![], vec![], vec![7, 7, 7, 7]],
+            feedback: None,
+        };
+        let ub = UserBatch::new(
+            &model.config,
+            &[(&[Some(1)], &one), (&[Some(1)], &four)],
+            Device::Cpu,
+        )
+        .unwrap();
+        let state = model.user_step(&ub);
+        let ctx = Tensor::randn([1, 1, 32], (Kind::Float, Device::Cpu)).expand([2, 1, 32], false);
+        let f = model
+            .target_attention()
+            .forward(&state.o, &state.keys, &ctx, &state.mask); // [U, C, S, E]
+        let norm = |u: i64| f.get(u).get(0).get(3).norm().double_value(&[]);
+        (norm(0), norm(1))
+    };
+    let (one, four) = norms(false);
+    assert!((one - four).abs() < 1e-6, "plain softmax: {one} vs {four}");
+    let (one, four) = norms(true);
+    assert!(four > one * 1.2, "count-aware: {one} vs {four}");
+}
+
+#[test]
 fn eq9_read_weights_sum_to_one() {
     tch::manual_seed(4);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();

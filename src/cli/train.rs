@@ -16,7 +16,7 @@ use dumn::io::{job_file, publish, Location};
 use dumn::model::artifact;
 use dumn::model::device::DeviceChoice;
 use dumn::training::evaluate::Label;
-use dumn::training::fit::{EpochRecord, Progress};
+use dumn::training::fit::{EpochRecord, Progress, Schedule};
 use dumn::training::settings::{PrepareOptions, Source, TrainSettings};
 use dumn::training::workflow::{self as training, TrainingSet};
 
@@ -59,6 +59,26 @@ pub struct TrainFlags {
     /// Adam's learning rate (paper: 0.005).
     #[arg(long)]
     pub learning_rate: Option<f64>,
+    /// AdamW's decoupled weight decay (default 1e-4; 0 is the paper's plain Adam).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Dropout after the output network's hidden layers, in training (default 0.1).
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    /// Learning-rate schedule over the planned epochs.
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<Schedule>,
+    /// Residual path and layer normalisation around eq. 1-2 (a deviation from the paper;
+    /// default true).
+    #[arg(long, value_name = "BOOL")]
+    pub attention_residual: Option<bool>,
+    /// A learned null position in eq. 4's softmax, so pooling counts matching items (a
+    /// deviation from the paper; default true).
+    #[arg(long, value_name = "BOOL")]
+    pub count_aware_pooling: Option<bool>,
+    /// Rank-recency vectors added to sequence positions (not in the paper; default true).
+    #[arg(long, value_name = "BOOL")]
+    pub position_buckets: Option<bool>,
     /// T, the longest sequence (paper: 100).
     #[arg(long)]
     pub seq_len: Option<usize>,

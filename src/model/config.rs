@@ -234,6 +234,11 @@ impl Ablation {
     }
 }
 
+/// AdamW's weight decay of a new model (not in the paper, which uses Adam).
+pub const DEFAULT_WEIGHT_DECAY: f64 = 1e-4;
+/// The output FFNs' dropout of a new model (not in the paper).
+pub const DEFAULT_DROPOUT: f64 = 0.1;
+
 /// Everything needed to rebuild the network: stored in the artifact manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -264,6 +269,30 @@ pub struct ModelConfig {
     pub dislike_weight: f64,
     /// Adam learning rate. Paper: 0.005.
     pub learning_rate: f64,
+    /// Decoupled weight decay of AdamW (0: plain Adam, the paper's; models saved before
+    /// this setting read as 0).
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Dropout after each hidden ReLU of the output FFNs (eq. 15), training only (0 in
+    /// models saved before this setting).
+    #[serde(default)]
+    pub dropout: f64,
+    /// Deviation from eq. 2: `O = LayerNorm(E + MultiHead(E))`, a residual path and a
+    /// per-sequence layer normalisation (the paper's `O` alone starts ~30x smaller than
+    /// its input and nearly equal at every position). False in models saved before it.
+    #[serde(default)]
+    pub attention_residual: bool,
+    /// Deviation from eq. 4: a learned null position in the target attention's softmax,
+    /// with a zero value, so the pooled `f` grows with the number of matching positions
+    /// (one dislike vs four) instead of being a pure average. False in older models.
+    #[serde(default)]
+    pub count_aware_pooling: bool,
+    /// Not in the paper: a learned vector per sequence and position bucket (newest 0, then
+    /// 1, 2-3, 4-7, …: log2 of the rank) added to each sequence position, so the model
+    /// can tell recent feedback from old. The sequences carry ranks, not times, so this is
+    /// recency by rank. False in older models.
+    #[serde(default)]
+    pub position_buckets: bool,
     pub ablation: Ablation,
 }
 
@@ -284,6 +313,11 @@ impl ModelConfig {
             triplet_pool: 256,
             dislike_weight: 1.0,
             learning_rate: 0.005,
+            weight_decay: DEFAULT_WEIGHT_DECAY,
+            dropout: DEFAULT_DROPOUT,
+            attention_residual: true,
+            count_aware_pooling: true,
+            position_buckets: true,
             ablation: Ablation::default(),
         }
     }
@@ -311,6 +345,15 @@ impl ModelConfig {
             return Err(format!(
                 "heads ({}) must divide emb_dim ({})",
                 self.heads, self.emb_dim
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if self.weight_decay < 0.0 {
+            return Err(format!(
+                "weight_decay must be >= 0, got {}",
+                self.weight_decay
             ));
         }
         if self.out_hidden.iter().any(|&h| h < 1) {

@@ -128,3 +128,54 @@ impl Embeddings {
         e * mask.unsqueeze(-1)
     }
 }
+
+/// Rank-recency vectors (`position_buckets`): one learned vector per sequence and bucket of
+/// a position's rank `j` (newest first): bucket 0 for `j = 0`, else `1 + ⌊log2 j⌋`.
+#[derive(Debug)]
+pub struct PositionBuckets {
+    /// `[S, B, E]`, zero at initialisation (the model starts as without it).
+    table: Tensor,
+}
+
+/// The bucket of rank `j` (newest first).
+pub fn position_bucket(j: i64) -> i64 {
+    if j == 0 {
+        0
+    } else {
+        1 + (63 - j.leading_zeros() as i64)
+    }
+}
+
+impl PositionBuckets {
+    pub fn new(p: &nn::Path, sequences: i64, seq_len: i64, dim: i64) -> Self {
+        let buckets = position_bucket(seq_len.max(1) - 1) + 1;
+        Self {
+            table: p.var(
+                "position_buckets",
+                &[sequences, buckets, dim],
+                nn::Init::Const(0.0),
+            ),
+        }
+    }
+
+    /// For `mask` `[U, S, L]`: `[U, S, L, E]`, each real position's bucket vector (zero
+    /// at padding).
+    pub fn forward(&self, mask: &Tensor) -> Tensor {
+        let (_, s, l) = mask.size3().unwrap();
+        let buckets: Vec<i64> = (0..l).map(position_bucket).collect();
+        let idx = Tensor::from_slice(&buckets).to_device(mask.device());
+        let per_seq = self.table.index_select(1, &idx).view([1, s, l, -1]); // [1, S, L, E]
+        per_seq * mask.unsqueeze(-1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::position_bucket;
+
+    #[test]
+    fn buckets_are_log2_of_the_rank() {
+        let b: Vec<i64> = [0, 1, 2, 3, 4, 7, 8, 99].map(position_bucket).to_vec();
+        assert_eq!(b, vec![0, 1, 2, 2, 3, 3, 4, 7]);
+    }
+}

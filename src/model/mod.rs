@@ -65,7 +65,7 @@ pub use batch::{Batch, CandidateBatch, Example, History, UserBatch, FEEDBACK_KIN
 pub use config::{Ablation, FeedbackMode, ModelConfig, PairMode, TripletMode};
 
 use batch::{CLICK, DISLIKE, LIKE, UNCLICK};
-use embedding::Embeddings;
+use embedding::{Embeddings, PositionBuckets};
 use loss::TripletLoss;
 use memory::{MemoryWrite, UserMemory};
 use pair::Pair;
@@ -151,11 +151,12 @@ impl Head {
         &self.layers[0]
     }
 
-    /// The layers after the first, given the first layer's output (before its ReLU).
-    fn rest(&self, first_out: &Tensor) -> Tensor {
+    /// The layers after the first, given the first layer's output (before its ReLU), with
+    /// dropout `p` after each ReLU when `train`.
+    fn rest(&self, first_out: &Tensor, p: f64, train: bool) -> Tensor {
         let mut x = first_out.shallow_clone();
         for layer in &self.layers[1..] {
-            x = layer.forward(&x.relu());
+            x = layer.forward(&x.relu().dropout(p, train && p > 0.0));
         }
         x
     }
@@ -169,6 +170,8 @@ pub struct Dumn {
     emb: Embeddings,
     self_attention: SelfAttention,
     target_attention: TargetAttention,
+    /// Rank-recency vectors added to sequence positions (`position_buckets`).
+    positions: Option<PositionBuckets>,
     memory: Option<UserMemory>,
     pair: Pair,
     triplet: Option<TripletLoss>,
@@ -194,8 +197,23 @@ impl Dumn {
         let s = a.num_sequences() as i64;
         let (e, z, du, di) = (c.emb_dim, c.slot_dim, c.user_dim(), c.item_dim());
         let emb = Embeddings::new(&(&root / "embedding"), &c.schema, e);
-        let self_attention = SelfAttention::new(&(&root / "self_attention"), s, e, c.heads);
-        let target_attention = TargetAttention::new(&(&root / "target_attention"), s, e, du + di);
+        let self_attention = SelfAttention::new(
+            &(&root / "self_attention"),
+            s,
+            e,
+            c.heads,
+            c.attention_residual,
+        );
+        let target_attention = TargetAttention::new(
+            &(&root / "target_attention"),
+            s,
+            e,
+            du + di,
+            c.count_aware_pooling,
+        );
+        let positions = c
+            .position_buckets
+            .then(|| PositionBuckets::new(&(&root / "embedding"), s, c.seq_len, e));
         let memory = (a.num_memories() > 0).then(|| {
             UserMemory::new(
                 &(&root / "memory"),
@@ -230,6 +248,7 @@ impl Dumn {
             emb,
             self_attention,
             target_attention,
+            positions,
             memory,
             pair,
             triplet,
@@ -262,7 +281,10 @@ impl Dumn {
     pub fn user_step(&self, users: &UserBatch) -> UserState {
         let e_user = self.emb.user(&users.user_idx);
         let mask = users.seq_mask.shallow_clone();
-        let seq_emb = self.emb.sequence(&users.seq_idx, &mask);
+        let mut seq_emb = self.emb.sequence(&users.seq_idx, &mask);
+        if let Some(p) = &self.positions {
+            seq_emb += p.forward(&mask);
+        }
         let o = if self.config.ablation.self_attention {
             self.self_attention.forward(&seq_emb, &mask)
         } else {
@@ -287,10 +309,16 @@ impl Dumn {
     /// Returns `[N, 2]` logits (click, dislike) for the `N` real candidates: users in order,
     /// each user's candidates in order.
     pub fn candidate_step(&self, state: &UserState, cands: &CandidateBatch) -> Tensor {
-        self.candidate_core(state, cands).logits
+        self.candidate_core(state, cands, false).logits
     }
 
-    fn candidate_core(&self, state: &UserState, cands: &CandidateBatch) -> CandidateOut {
+    /// The candidate step; `train` turns dropout on.
+    fn candidate_core(
+        &self,
+        state: &UserState,
+        cands: &CandidateBatch,
+        train: bool,
+    ) -> CandidateOut {
         let (u, c, _) = cands.item_idx.size3().unwrap();
         let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
         let du = state.e_user.size()[1];
@@ -351,11 +379,12 @@ impl Dumn {
             .index_select(0, &user_of_row)
             .addmm(&rest, &w_rest.tr());
         let h = self.click_head.first().ws.size()[0];
+        let p = self.config.dropout;
         let logits = Tensor::cat(
             &[
-                self.click_head.rest(&first.narrow(1, 0, h)),
+                self.click_head.rest(&first.narrow(1, 0, h), p, train),
                 self.dislike_head
-                    .rest(&first.narrow(1, h, first.size()[1] - h)),
+                    .rest(&first.narrow(1, h, first.size()[1] - h), p, train),
             ],
             -1,
         );
@@ -392,10 +421,11 @@ impl Dumn {
         tch::no_grad(|| self.forward(batch).sigmoid())
     }
 
-    /// The training forward: logits, the weighted triplet loss and the pending memory write.
+    /// The training forward (dropout on): logits, the weighted triplet loss and the pending
+    /// memory write.
     pub fn forward_train(&self, batch: &Batch) -> TrainOutput {
         let state = self.user_step(&batch.users);
-        let out = self.candidate_core(&state, &batch.cands);
+        let out = self.candidate_core(&state, &batch.cands, true);
         let zero = || Tensor::zeros([], (Kind::Float, self.device()));
         let (triplet, write) = match (&self.memory, &out.hidden) {
             (Some(mem), Some(h)) => {

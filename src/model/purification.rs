@@ -11,6 +11,14 @@
 //! Choices where the paper is open:
 //! - eq. 1 is scaled by √(E/H) (the usual √d_k), not √T: with T=100 the paper's scale makes
 //!   every head nearly uniform at initialisation;
+//! - with `attention_residual` (the default of new models) eq. 2 becomes
+//!   `O = LayerNorm(E + MultiHead(E))` per sequence, with a learned gain and bias, zero at
+//!   padding: the literal `O` starts far smaller than `E` and nearly the same at every
+//!   position, so the target attention had little to tell apart;
+//! - with `count_aware_pooling` (the default of new models) eq. 4's softmax has one more,
+//!   learned, logit per sequence for a "null" position whose value is zero: `f` then
+//!   shrinks when few positions match the target, and one matching dislike gives a smaller
+//!   `f` than four (the literal softmax averages them to the same vector);
 //! - W^Q, W^K, W^V are per sequence and per head (E/H × E/H, as written); W^F is one E×E
 //!   matrix per sequence;
 //! - eq. 3 taken literally, `ReLU(Concat(e_user, e_item, o_j) W_c)`, is additive: the user
@@ -39,6 +47,8 @@ pub fn masked_softmax(logits: &Tensor, mask: &Tensor) -> Tensor {
 #[derive(Debug)]
 pub struct SelfAttention {
     heads: i64,
+    /// `[S, E]` gain and bias of the layer normalisation around eq. 2 (residual variant).
+    norm: Option<(Tensor, Tensor)>,
     /// `[S, H, E/H, E/H]` per-sequence, per-head projections.
     w_q: Tensor,
     w_k: Tensor,
@@ -48,10 +58,18 @@ pub struct SelfAttention {
 }
 
 impl SelfAttention {
-    pub fn new(p: &nn::Path, sequences: i64, emb_dim: i64, heads: i64) -> Self {
+    /// With `residual`, eq. 2 is `LayerNorm(E + MultiHead(E))` (see the module docs).
+    pub fn new(p: &nn::Path, sequences: i64, emb_dim: i64, heads: i64, residual: bool) -> Self {
         let dh = emb_dim / heads;
+        let norm = residual.then(|| {
+            (
+                p.var("norm_gain", &[sequences, emb_dim], nn::Init::Const(1.0)),
+                p.var("norm_bias", &[sequences, emb_dim], nn::Init::Const(0.0)),
+            )
+        });
         Self {
             heads,
+            norm,
             w_q: uniform(p, "w_q", &[sequences, heads, dh, dh], dh),
             w_k: uniform(p, "w_k", &[sequences, heads, dh, dh], dh),
             w_v: uniform(p, "w_v", &[sequences, heads, dh, dh], dh),
@@ -88,7 +106,15 @@ impl SelfAttention {
         let (q, k, v) = self.qkv(e);
         let att = self.weights_from(&q, &k, mask); // [U, S, H, L, L]
         let heads = einsum("ushqk,uskhd->usqhd", &[&att, &v]).reshape([u, s, l, d]);
-        einsum("usle,sef->uslf", &[&heads, &self.w_f]) * mask.unsqueeze(-1)
+        let out = einsum("usle,sef->uslf", &[&heads, &self.w_f]);
+        let out = match &self.norm {
+            Some((gain, bias)) => {
+                let x = (e + out).layer_norm([d], None::<Tensor>, None::<Tensor>, 1e-5, false);
+                x * gain.view([1, s, 1, d]) + bias.view([1, s, 1, d])
+            }
+            None => out,
+        };
+        out * mask.unsqueeze(-1)
     }
 }
 
@@ -103,6 +129,8 @@ pub struct TargetAttention {
     /// `[S, E, E]` and `[D_ctx, S·E]`: the multiplicative term (see the module docs).
     w_key: Tensor,
     w_query: Tensor,
+    /// `[S]`: the logit of the null position (count-aware pooling), or none.
+    null_logit: Option<Tensor>,
     emb_dim: i64,
 }
 
@@ -116,9 +144,18 @@ pub struct TargetKeys {
 }
 
 impl TargetAttention {
-    pub fn new(p: &nn::Path, sequences: i64, emb_dim: i64, ctx_dim: i64) -> Self {
+    /// With `count_aware`, eq. 4 has a learned null position (see the module docs).
+    pub fn new(
+        p: &nn::Path,
+        sequences: i64,
+        emb_dim: i64,
+        ctx_dim: i64,
+        count_aware: bool,
+    ) -> Self {
         let fan = ctx_dim + emb_dim;
         Self {
+            null_logit: count_aware
+                .then(|| p.var("null_logit", &[sequences], nn::Init::Const(0.0))),
             w_pos: uniform(p, "w_pos", &[sequences, emb_dim], fan),
             w_ctx: uniform(p, "w_ctx", &[ctx_dim, sequences], fan),
             b: uniform(p, "b", &[sequences], fan),
@@ -146,7 +183,19 @@ impl TargetAttention {
         let query = ctx.matmul(&self.w_query).view([u, c, s, self.emb_dim]);
         let product =
             einsum("ucse,usle->ucsl", &[&query, &keys.keys]) / (self.emb_dim as f64).sqrt();
-        masked_softmax(&(additive + product), &mask.unsqueeze(1))
+        let logits = additive + product;
+        let mask = mask.unsqueeze(1).expand_as(&logits);
+        match &self.null_logit {
+            None => masked_softmax(&logits, &mask),
+            Some(null) => {
+                // One more position per sequence, always present, whose value is zero.
+                let l = logits.size()[3];
+                let null = null.view([1, 1, s, 1]).expand([u, c, s, 1], false);
+                let with_null = Tensor::cat(&[logits, null], -1);
+                let mask = Tensor::cat(&[mask, Tensor::ones_like(&with_null.narrow(3, 0, 1))], -1);
+                masked_softmax(&with_null, &mask).narrow(3, 0, l)
+            }
+        }
     }
 
     /// Eq. 5: `f = Σ_j α̃_j o_j` → `[U, C, S, E]`; zero for an empty sequence.

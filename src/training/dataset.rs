@@ -5,9 +5,10 @@
 //! - the split is by time, never random: train is `ts < valid_from`, validation
 //!   `valid_from <= ts < test_from`, test `ts >= test_from`. Without explicit times the
 //!   boundaries cut the impressions' time range at 80% and 90%;
-//! - the examples are materialised once as Parquet in a work folder, then read back in
-//!   file order (one partition), so a run is repeatable and a dataset larger than memory
-//!   trains: only a shuffle buffer of rows is ever held.
+//! - the examples are materialised once as Parquet in a work folder and read back with one
+//!   partition, so a run is repeatable; evaluation reads them in file order, training in a
+//!   seeded random order per epoch ([`ExampleFiles::stream_shuffled`]) that mixes users
+//!   (the files hold each user's examples together).
 
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDateTime};
@@ -188,6 +189,26 @@ impl ExampleFiles {
         Ok(df.execute_stream().await?)
     }
 
+    /// The rows matching `predicate` in a random order fixed by `seed`: sorted by an MD5
+    /// of the row's user, item, time and the seed, which no two examples share (the
+    /// feedback view has one impression per user, item and time). The sort spills to disk
+    /// past memory, like any DataFusion sort.
+    pub async fn stream_shuffled(
+        &self,
+        predicate: &str,
+        seed: u64,
+    ) -> Result<SendableRecordBatchStream> {
+        let df = self
+            .ctx
+            .sql(&format!(
+                "SELECT * FROM examples WHERE {predicate} ORDER BY md5(concat_ws('|', \
+                 CAST(user_id AS VARCHAR), CAST(item_id AS VARCHAR), \
+                 CAST(CAST(ts AS TIMESTAMP(6)) AS BIGINT), '{seed}'))"
+            ))
+            .await?;
+        Ok(df.execute_stream().await?)
+    }
+
     /// Rows matching `predicate`.
     pub async fn count(&self, predicate: &str) -> Result<u64> {
         let r = first_row(
@@ -238,5 +259,92 @@ impl ExampleFiles {
             users.as_primitive::<Int64Type>().values().to_vec(),
             ts.as_primitive::<Int64Type>().values().to_vec(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    /// 40 users × 25 examples, written grouped by user as the training SQL writes them.
+    async fn grouped_examples(dir: &std::path::Path) -> ExampleFiles {
+        let (users, per_user) = (40i64, 25i64);
+        let n = users * per_user;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Int64, false),
+            Field::new("item_id", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i / per_user))),
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i % 7))),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    (0..n).map(|i| 1_000_000 * (i % per_user)),
+                )),
+            ],
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        ExampleFiles::open(&Location::Local(dir.to_path_buf()))
+            .await
+            .unwrap()
+    }
+
+    async fn order(files: &ExampleFiles, seed: Option<u64>) -> Vec<(i64, i64)> {
+        let mut stream = match seed {
+            Some(s) => files.stream_shuffled("true", s).await.unwrap(),
+            None => files.stream("true").await.unwrap(),
+        };
+        let mut out = Vec::new();
+        while let Some(b) = futures::StreamExt::next(&mut stream).await {
+            let (users, ts) = ExampleFiles::users_and_times(&b.unwrap()).unwrap();
+            out.extend(users.into_iter().zip(ts));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_shuffled_order_mixes_users_and_repeats_per_seed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = grouped_examples(tmp.path()).await;
+        let distinct_in =
+            |rows: &[(i64, i64)]| rows.iter().map(|r| r.0).collect::<HashSet<_>>().len();
+        // In file order a window of 100 rows holds 4 or 5 users.
+        let plain = order(&files, None).await;
+        assert!(plain.chunks(100).all(|w| distinct_in(w) <= 5));
+        let a = order(&files, Some(1)).await;
+        assert_eq!(a.len(), plain.len());
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        let mut all = plain.clone();
+        all.sort_unstable();
+        assert_eq!(sorted, all, "every row once");
+        // Shuffled, each window of 100 rows draws from most of the 40 users (about 37 on
+        // average for a uniform order; 25 would already be far from grouped).
+        for w in a.chunks(100) {
+            assert!(distinct_in(w) >= 25, "{} users in a window", distinct_in(w));
+        }
+        assert_eq!(a, order(&files, Some(1)).await, "a seed repeats its order");
+        assert_ne!(
+            a,
+            order(&files, Some(2)).await,
+            "another seed, another order"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! epoch, early stopping, and the best-on-validation weights kept (never chosen on test).
 //!
 //! Contract:
-//! - each epoch streams the train split once, through a shuffle buffer of
-//!   `shuffle_buffer` rows (seeded), in minibatches of `batch_size`;
+//! - each epoch streams the train split once in a fresh random order that mixes users
+//!   ([`ExampleFiles::stream_shuffled`], seeded by the run's seed and the epoch), then
+//!   through a shuffle buffer of `shuffle_buffer` rows, in minibatches of `batch_size`;
 //! - after each epoch the validation metric of the chosen label (AUC) is computed; the
 //!   weights of the best epoch so far are copied aside; training stops after `patience`
 //!   epochs without improvement or after `epochs`;
@@ -22,6 +23,32 @@ use crate::model::features::FeatureSchema;
 use crate::model::inputs::from_batch;
 use crate::model::{Batch, Dumn, Example};
 
+/// How the learning rate moves over the planned steps.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// The model's learning rate throughout (the paper's).
+    #[default]
+    Constant,
+    /// Cosine decay from the learning rate to a tenth of it over `epochs` epochs.
+    Cosine,
+}
+
+impl Schedule {
+    /// The factor on the learning rate at `step` of `total` steps.
+    pub fn factor(self, step: u64, total: u64) -> f64 {
+        match self {
+            Schedule::Constant => 1.0,
+            Schedule::Cosine => {
+                let t = (step as f64 / total.max(1) as f64).min(1.0);
+                0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
 /// Settings of the loop.
 #[derive(Debug, Clone, Serialize)]
 pub struct FitConfig {
@@ -31,6 +58,7 @@ pub struct FitConfig {
     pub shuffle_buffer: usize,
     pub seed: u64,
     pub label: Label,
+    pub schedule: Schedule,
 }
 
 /// One epoch's record, for the report and the learning curve.
@@ -143,12 +171,17 @@ pub async fn fit(
     let mut records = Vec::new();
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut trainer = Trainer::new(model)?;
+    let base_lr = model.config.learning_rate;
+    let planned_steps = cfg.epochs.max(1) as u64 * train_rows.div_ceil(cfg.batch_size as u64);
     for epoch in 1..=cfg.epochs.max(1) {
         progress.epoch_start(epoch, train_rows);
         let started = std::time::Instant::now();
         let (mut seen, mut loss_sum, mut steps) = (0u64, 0.0, 0u64);
         let mut buffer: Vec<Example> = Vec::with_capacity(cfg.shuffle_buffer);
-        let mut stream = files.stream(&split.predicate(Part::Train)).await?;
+        let order_seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+        let mut stream = files
+            .stream_shuffled(&split.predicate(Part::Train), order_seed)
+            .await?;
         let mut done = false;
         while !done {
             match stream.next().await {
@@ -167,6 +200,9 @@ pub async fn fit(
                 let rest = buffer.split_off(buffer.len() - keep);
                 for chunk in buffer.chunks(cfg.batch_size) {
                     let batch = Batch::from_examples(&model.config, chunk, device)?;
+                    trainer.set_learning_rate(
+                        base_lr * cfg.schedule.factor(trainer.steps, planned_steps),
+                    );
                     let stats = trainer.step(model, &batch);
                     seen += chunk.len() as u64;
                     loss_sum += stats.total;
@@ -231,6 +267,16 @@ pub async fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cosine_schedule_falls_from_one_to_a_tenth() {
+        let s = Schedule::Cosine;
+        assert_eq!(s.factor(0, 100), 1.0);
+        assert!((s.factor(50, 100) - 0.55).abs() < 1e-12);
+        assert!((s.factor(100, 100) - 0.1).abs() < 1e-12);
+        assert!((s.factor(70, 100) < s.factor(60, 100)));
+        assert_eq!(Schedule::Constant.factor(70, 100), 1.0);
+    }
 
     #[test]
     fn early_stopping_keeps_the_best_validation_epoch() {

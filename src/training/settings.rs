@@ -14,6 +14,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::Label;
+use super::fit::Schedule;
 use super::vocabulary::VocabularyOptions;
 use crate::data::sql::parse_time;
 use crate::model::device::DeviceChoice;
@@ -37,6 +38,17 @@ pub struct TrainSettings {
     pub batch_size: usize,
     /// Unset: the model's default (paper: 0.005).
     pub learning_rate: Option<f64>,
+    /// Unset: the model's default (see `dumn train --help`).
+    pub weight_decay: Option<f64>,
+    /// Unset: the model's default.
+    pub dropout: Option<f64>,
+    pub lr_schedule: Schedule,
+    /// Unset: on (see [`crate::model::ModelConfig::attention_residual`]).
+    pub attention_residual: Option<bool>,
+    /// Unset: on (see [`crate::model::ModelConfig::count_aware_pooling`]).
+    pub count_aware_pooling: Option<bool>,
+    /// Unset: on (see [`crate::model::ModelConfig::position_buckets`]).
+    pub position_buckets: Option<bool>,
     pub seq_len: usize,
     /// Unset: the model's default (paper: 256).
     pub memory_slots: Option<i64>,
@@ -72,6 +84,12 @@ impl Default for TrainSettings {
             patience: 2,
             batch_size: 256,
             learning_rate: None,
+            weight_decay: None,
+            dropout: None,
+            lr_schedule: Schedule::Constant,
+            attention_residual: None,
+            count_aware_pooling: None,
+            position_buckets: None,
             seq_len: 100,
             memory_slots: None,
             slot_dim: None,

@@ -1,8 +1,9 @@
 //! One optimisation step.
 //!
-//! [`Trainer::step`] is one step of Adam on `L = L1 + L2` (see [`Dumn::losses`]) followed by
-//! the memory write of eq. 12. `dumn train` drives it from SQL-defined datasets; the demo and
-//! the tests drive it from generated examples.
+//! [`Trainer::step`] is one step of AdamW on `L = L1 + L2` (see [`Dumn::losses`]) followed
+//! by the memory write of eq. 12. AdamW with `weight_decay = 0` is the paper's Adam.
+//! `dumn train` drives it from SQL-defined datasets; the demo and the tests drive it from
+//! generated examples.
 
 use anyhow::Result;
 use tch::{nn, nn::OptimizerConfig};
@@ -18,7 +19,7 @@ pub struct StepStats {
     pub triplet: f64,
 }
 
-/// Adam over all of the model's variables (paper 4.1.3).
+/// AdamW over all of the model's trainable variables (paper 4.1.3: Adam).
 pub struct Trainer {
     opt: nn::Optimizer,
     pub steps: u64,
@@ -26,8 +27,17 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(model: &Dumn) -> Result<Self> {
-        let opt = nn::Adam::default().build(model.var_store(), model.config.learning_rate)?;
+        let opt = nn::AdamW {
+            wd: model.config.weight_decay,
+            ..Default::default()
+        }
+        .build(model.var_store(), model.config.learning_rate)?;
         Ok(Self { opt, steps: 0 })
+    }
+
+    /// Sets the learning rate of the following steps (a schedule's job).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.opt.set_lr(lr);
     }
 
     /// One optimisation step on `batch`.

@@ -214,6 +214,11 @@ pub async fn train_variant(
     let mut config = ModelConfig::new(set.schema.clone());
     config.seq_len = s.seq_len as i64;
     config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
+    config.weight_decay = s.weight_decay.unwrap_or(config.weight_decay);
+    config.dropout = s.dropout.unwrap_or(config.dropout);
+    config.attention_residual = s.attention_residual.unwrap_or(config.attention_residual);
+    config.count_aware_pooling = s.count_aware_pooling.unwrap_or(config.count_aware_pooling);
+    config.position_buckets = s.position_buckets.unwrap_or(config.position_buckets);
     config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
     config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
     config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
@@ -238,6 +243,7 @@ pub async fn train_variant(
         shuffle_buffer: s.shuffle_buffer.max(1),
         seed,
         label,
+        schedule: s.lr_schedule,
     };
     let result = fit(&mut model, &set.files, &set.split, &cfg, progress).await;
     progress.finish();
