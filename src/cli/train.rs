@@ -79,6 +79,14 @@ pub struct TrainFlags {
     /// Rank-recency vectors added to sequence positions (not in the paper; default true).
     #[arg(long, value_name = "BOOL")]
     pub position_buckets: Option<bool>,
+    /// Commit eq. 12's memory write after each step (default true; false: the memories
+    /// are trained tensors only).
+    #[arg(long, value_name = "BOOL")]
+    pub memory_write: Option<bool>,
+    /// Triplets from the anchor's own user's sequences rather than a pool of the batch's
+    /// (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub triplets_per_user: Option<bool>,
     /// T, the longest sequence (paper: 100).
     #[arg(long)]
     pub seq_len: Option<usize>,

@@ -293,6 +293,18 @@ pub struct ModelConfig {
     /// recency by rank. False in older models.
     #[serde(default)]
     pub position_buckets: bool,
+    /// Whether training commits eq. 12's write to the memories after each step. Off, the
+    /// memories are plain trained tensors (the CTR loss shapes them through the reads) and
+    /// the write head only serves the triplet anchors. The batch-averaged write nudges every
+    /// slot towards one batch mean. True in models saved before this setting.
+    #[serde(default = "enabled")]
+    pub memory_write: bool,
+    /// Draw each triplet's positive and negative from the anchor's own user's sequences
+    /// (the hardest or a random one among them), instead of from a pool of the whole
+    /// batch's items, where "positive" and "negative" mix every user's feedback. False in
+    /// models saved before this setting.
+    #[serde(default)]
+    pub triplets_per_user: bool,
     pub ablation: Ablation,
 }
 
@@ -318,6 +330,8 @@ impl ModelConfig {
             attention_residual: true,
             count_aware_pooling: true,
             position_buckets: true,
+            memory_write: true,
+            triplets_per_user: true,
             ablation: Ablation::default(),
         }
     }

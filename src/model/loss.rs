@@ -6,10 +6,15 @@
 //! Z to E by a learned projection so it can be compared with item embeddings (the paper
 //! compares a Z-vector with an E-vector without saying how).
 //!
-//! Sampling (4.3.4): per feedback kind, up to `triplet_pool` items are drawn at random from
-//! all that kind's sequence positions in the batch; "hardest" then picks, per anchor, the
-//! positive least similar and the negative most similar by cosine; "random" picks one of each
-//! uniformly. The item embeddings enter the triplet loss detached: its job is to make the
+//! Sampling (4.3.4), two ways:
+//! - **per user** (`triplets_per_user`, the default of new models): an anchor's positive and
+//!   negative come from its own user's sequences of the two kinds; anchors whose user lacks
+//!   either kind are left out of the mean;
+//! - **batch pool** (older models): per feedback kind, up to `triplet_pool` items are drawn
+//!   at random from all that kind's sequence positions in the batch, every user's mixed.
+//!
+//! "Hardest" then picks, per anchor, the positive least similar and the negative most
+//! similar by cosine; "random" picks one of each uniformly. The item embeddings enter the triplet loss detached: its job is to make the
 //! *memory writes* express the feedback (3.6, goal 2), and an independent implementation
 //! found that letting its gradient into the shared item table hurt click AUC.
 
@@ -42,6 +47,7 @@ pub struct TripletLoss {
     mode: TripletMode,
     margin: f64,
     pool: i64,
+    per_user: bool,
     /// `(anchor sequence, positive kind, negative kind)`.
     pairs: Vec<(i64, i64, i64)>,
 }
@@ -55,6 +61,7 @@ impl TripletLoss {
         mode: TripletMode,
         margin: f64,
         pool: i64,
+        per_user: bool,
     ) -> Self {
         let (c, u, l, d) = (CLICK as i64, UNCLICK as i64, LIKE as i64, DISLIKE as i64);
         let pairs = match sequences {
@@ -67,6 +74,7 @@ impl TripletLoss {
             mode,
             margin,
             pool,
+            per_user,
             pairs,
         }
     }
@@ -111,12 +119,58 @@ impl TripletLoss {
         pool.index_select(0, &idx)
     }
 
+    /// Per user: for anchors `q` `[N, E]` and each anchor's own items `[N, L, E]` with their
+    /// mask `[N, L]`, the chosen item `[N, E]` (least similar when `farthest`, else most
+    /// similar; a random valid one in random mode). A row without any valid item gets an
+    /// arbitrary one, which the caller masks out.
+    fn pick_own(&self, q: &Tensor, items: &Tensor, mask: &Tensor, farthest: bool) -> Tensor {
+        let score = match self.mode {
+            TripletMode::Random | TripletMode::Off => Tensor::rand_like(mask),
+            TripletMode::Hardest => {
+                let sim = einsum("ne,nle->nl", &[&l2_normalize(q), &l2_normalize(items)]);
+                if farthest {
+                    -sim
+                } else {
+                    sim
+                }
+            }
+        }
+        .detach();
+        // Padding never wins the argmax.
+        let idx = (score + (mask - 1.0) * 1e9).argmax(1, true); // [N, 1]
+        let e = items.size()[2];
+        items
+            .gather(1, &idx.unsqueeze(-1).expand([-1, 1, e], false), false)
+            .squeeze_dim(1)
+    }
+
+    /// Eq. 20 with per-user sampling; see [`Self::forward`].
+    fn forward_per_user(&self, q_all: &Tensor, seq_emb: &Tensor, mask: &Tensor) -> Tensor {
+        let mut total = Tensor::zeros([], (Kind::Float, q_all.device()));
+        for &(s, pos_k, neg_k) in &self.pairs {
+            let q = q_all.select(1, s);
+            let (pos_items, pos_mask) = (seq_emb.select(1, pos_k), mask.select(1, pos_k));
+            let (neg_items, neg_mask) = (seq_emb.select(1, neg_k), mask.select(1, neg_k));
+            let pos = self.pick_own(&q, &pos_items, &pos_mask, true);
+            let neg = self.pick_own(&q, &neg_items, &neg_mask, false);
+            // Anchors whose user has both kinds: [N] of 0/1, no host sync.
+            let has = pos_mask.amax(1, false) * neg_mask.amax(1, false);
+            let hinge = triplet_hinge(&q, &pos, &neg, self.margin) * &has;
+            total += hinge.sum(Kind::Float) / has.sum(Kind::Float).clamp_min(1.0);
+        }
+        total
+    }
+
     /// Eq. 20: `L2 = Σ_k L_k`, each `L_k` averaged over the batch's anchors.
     /// `anchors`: `[N, S, Z]`; `seq_emb`: `[U, S, L, E]` and `mask`: `[U, S, L]` are the batch's
-    /// sequence items.
+    /// sequence items; per-user sampling needs one anchor per user row (`N = U`, as in
+    /// training batches).
     pub fn forward(&self, anchors: &Tensor, seq_emb: &Tensor, mask: &Tensor) -> Tensor {
         let q_all = einsum("nsz,sze->nse", &[anchors, &self.proj]);
         let seq_emb = seq_emb.detach();
+        if self.per_user {
+            return self.forward_per_user(&q_all, &seq_emb, mask);
+        }
         let mut total = Tensor::zeros([], (Kind::Float, anchors.device()));
         for &(s, pos_k, neg_k) in &self.pairs {
             let (Some(pos_pool), Some(neg_pool)) = (
@@ -131,5 +185,63 @@ impl TripletLoss {
             total += triplet_hinge(&q, &pos, &neg, self.margin).mean(Kind::Float);
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn loss(mode: TripletMode) -> TripletLoss {
+        let vs = nn::VarStore::new(Device::Cpu);
+        TripletLoss::new(&vs.root(), 4, 2, 2, mode, 0.2, 8, true)
+    }
+
+    #[test]
+    fn per_user_picks_come_from_the_anchors_own_valid_items() {
+        let t = |v: &[f32], shape: &[i64]| Tensor::from_slice(v).view(shape);
+        let q = t(&[1.0, 0.0, 1.0, 0.0], &[2, 2]);
+        // User 0: items (1, 0), (0.5, 0.5) and a zero pad; user 1: (-1, 0) and (0, 1).
+        let items = t(
+            &[1.0, 0.0, 0.5, 0.5, 0.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+            &[2, 3, 2],
+        );
+        let mask = t(&[1.0, 1.0, 0.0, 1.0, 1.0, 0.0], &[2, 3]);
+        let hard = loss(TripletMode::Hardest);
+        let far = hard.pick_own(&q, &items, &mask, true);
+        let near = hard.pick_own(&q, &items, &mask, false);
+        // User 0's least similar own item is (0.5, 0.5): not the pad (cosine 0), not user
+        // 1's (-1, 0).
+        assert_eq!(Vec::<f32>::try_from(far.get(0)).unwrap(), vec![0.5, 0.5]);
+        assert_eq!(Vec::<f32>::try_from(near.get(0)).unwrap(), vec![1.0, 0.0]);
+        assert_eq!(Vec::<f32>::try_from(far.get(1)).unwrap(), vec![-1.0, 0.0]);
+        let random = loss(TripletMode::Random);
+        for _ in 0..20 {
+            let pick = random.pick_own(&q, &items, &mask, true);
+            let row0 = Vec::<f32>::try_from(pick.get(0)).unwrap();
+            assert!(row0 == vec![1.0, 0.0] || row0 == vec![0.5, 0.5], "{row0:?}");
+        }
+    }
+
+    #[test]
+    fn anchors_whose_user_lacks_a_kind_are_left_out() {
+        let hard = loss(TripletMode::Hardest);
+        // Two users, one item per sequence; user 1 has no unclick (kind 1).
+        let seq = Tensor::randn([2, 4, 1, 2], (Kind::Float, Device::Cpu));
+        let mut mask = Tensor::ones([2, 4, 1], (Kind::Float, Device::Cpu));
+        let _ = mask.get(1).get(1).fill_(0.0);
+        let q = Tensor::randn([2, 4, 2], (Kind::Float, Device::Cpu));
+        let both = hard.forward_per_user(&q, &seq, &mask);
+        // The same loss with user 1's anchor changed: the click and unclick pairs ignore it.
+        let q2 = q.copy();
+        let _ = q2.get(1).narrow(0, 0, 2).fill_(5.0);
+        let changed = hard.forward_per_user(&q2, &seq, &mask);
+        assert!((both.double_value(&[]) - changed.double_value(&[])).abs() < 1e-6);
+        mask = mask.fill_(0.0);
+        assert_eq!(
+            hard.forward_per_user(&q, &seq, &mask).double_value(&[]),
+            0.0
+        );
     }
 }

@@ -236,6 +236,7 @@ impl Dumn {
                 a.triplet,
                 c.triplet_margin,
                 c.triplet_pool,
+                c.triplets_per_user,
             )
         });
         let target_cross = params::uniform(&(&root / "output"), "target_cross", &[di, s * e], di);
@@ -437,7 +438,7 @@ impl Dumn {
                     }
                     None => zero(),
                 };
-                (l2, Some(w.write))
+                (l2, self.config.memory_write.then_some(w.write))
             }
             _ => (zero(), None),
         };

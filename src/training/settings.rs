@@ -49,6 +49,10 @@ pub struct TrainSettings {
     pub count_aware_pooling: Option<bool>,
     /// Unset: on (see [`crate::model::ModelConfig::position_buckets`]).
     pub position_buckets: Option<bool>,
+    /// Unset: on (see [`crate::model::ModelConfig::memory_write`]).
+    pub memory_write: Option<bool>,
+    /// Unset: on (see [`crate::model::ModelConfig::triplets_per_user`]).
+    pub triplets_per_user: Option<bool>,
     pub seq_len: usize,
     /// Unset: the model's default (paper: 256).
     pub memory_slots: Option<i64>,
@@ -90,6 +94,8 @@ impl Default for TrainSettings {
             attention_residual: None,
             count_aware_pooling: None,
             position_buckets: None,
+            memory_write: None,
+            triplets_per_user: None,
             seq_len: 100,
             memory_slots: None,
             slot_dim: None,

@@ -219,6 +219,8 @@ pub async fn train_variant(
     config.attention_residual = s.attention_residual.unwrap_or(config.attention_residual);
     config.count_aware_pooling = s.count_aware_pooling.unwrap_or(config.count_aware_pooling);
     config.position_buckets = s.position_buckets.unwrap_or(config.position_buckets);
+    config.memory_write = s.memory_write.unwrap_or(config.memory_write);
+    config.triplets_per_user = s.triplets_per_user.unwrap_or(config.triplets_per_user);
     config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
     config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
     config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
