@@ -70,7 +70,10 @@ fn eq1_self_attention_weights_are_zero_on_padded_keys() {
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
     let (ub, _) = padded_user_batch(&model);
     let state = model.user_step(&ub);
-    let w = model.self_attention().weights(&state.seq_emb, &ub.seq_mask); // [U,S,H,L,L]
+    let w = model
+        .self_attention()
+        .unwrap()
+        .weights(&state.seq_emb, &ub.seq_mask); // [U,S,H,L,L]
     let key_mask = ub.seq_mask.unsqueeze(2).unsqueeze(2); // [U,S,1,1,L]
     let pad: Tensor = 1.0 - &key_mask;
     let on_padding = (&w * pad).abs().max().double_value(&[]);
@@ -93,12 +96,12 @@ fn eq3_5_target_attention_ignores_padding_and_empty_sequences_pool_to_zero() {
     let (ub, _) = padded_user_batch(&model);
     let state = model.user_step(&ub);
     let ctx = Tensor::randn([2, 3, 32], (Kind::Float, Device::Cpu)); // [U, C, D_user + D_item]
-    let ta = model.target_attention();
-    let alpha = ta.weights(&state.keys, &ctx, &state.mask); // [U,C,S,L]
+    let ta = model.target_attention().unwrap();
+    let alpha = ta.weights(state.keys.as_ref().unwrap(), &ctx, &state.mask); // [U,C,S,L]
     let mask = state.mask.unsqueeze(1);
     let pad: Tensor = 1.0 - &mask;
     assert_eq!((&alpha * pad).abs().max().double_value(&[]), 0.0);
-    let f = ta.forward(&state.o, &state.keys, &ctx, &state.mask); // [U,C,S,E]
+    let f = ta.forward(&state.o, state.keys.as_ref().unwrap(), &ctx, &state.mask); // [U,C,S,E]
     assert!(!bool::try_from(f.isnan().any()).unwrap());
     // User 0 has no dislikes, user 1 no unclicks and no likes: those f are exactly zero.
     for (u, s) in [(0i64, 3i64), (1, 1), (1, 2)] {
@@ -131,7 +134,10 @@ fn the_residual_normalised_attention_and_the_null_position_keep_padding_at_zero_
         let (ub, _) = padded_user_batch(&model);
         let state = model.user_step(&ub);
         let what = format!("residual {residual}, count-aware {count_aware}, positions {positions}");
-        let w = model.self_attention().weights(&state.seq_emb, &ub.seq_mask);
+        let w = model
+            .self_attention()
+            .unwrap()
+            .weights(&state.seq_emb, &ub.seq_mask);
         let key_pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(2).unsqueeze(2);
         assert_eq!(max_abs(&(&w * key_pad)), 0.0, "{what}: self-attention");
         let pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(-1);
@@ -142,8 +148,8 @@ fn the_residual_normalised_attention_and_the_null_position_keep_padding_at_zero_
             "{what}: E at padding"
         );
         let ctx = Tensor::randn([2, 3, 32], (Kind::Float, Device::Cpu));
-        let ta = model.target_attention();
-        let alpha = ta.weights(&state.keys, &ctx, &state.mask);
+        let ta = model.target_attention().unwrap();
+        let alpha = ta.weights(state.keys.as_ref().unwrap(), &ctx, &state.mask);
         let pad: Tensor = 1.0 - state.mask.unsqueeze(1);
         assert_eq!(max_abs(&(&alpha * pad)), 0.0, "{what}: target attention");
         let sums = alpha.sum_dim_intlist(-1, false, Kind::Float); // [U, C, S]
@@ -158,7 +164,7 @@ fn the_residual_normalised_attention_and_the_null_position_keep_padding_at_zero_
             assert!(max_abs(&below_one) < 1e-5, "{what}: weights sum to one");
         }
         // Empty sequences still pool to exactly zero.
-        let f = ta.forward(&state.o, &state.keys, &ctx, &state.mask);
+        let f = ta.forward(&state.o, state.keys.as_ref().unwrap(), &ctx, &state.mask);
         assert_eq!(
             max_abs(&f.get(0).select(1, 3)),
             0.0,
@@ -193,9 +199,12 @@ fn count_aware_pooling_tells_one_matching_item_from_four() {
         .unwrap();
         let state = model.user_step(&ub);
         let ctx = Tensor::randn([1, 1, 32], (Kind::Float, Device::Cpu)).expand([2, 1, 32], false);
-        let f = model
-            .target_attention()
-            .forward(&state.o, &state.keys, &ctx, &state.mask); // [U, C, S, E]
+        let f = model.target_attention().unwrap().forward(
+            &state.o,
+            state.keys.as_ref().unwrap(),
+            &ctx,
+            &state.mask,
+        ); // [U, C, S, E]
         let norm = |u: i64| f.get(u).get(0).get(3).norm().double_value(&[]);
         (norm(0), norm(1))
     };
@@ -347,8 +356,18 @@ fn every_ablation_switch_changes_the_parameters_or_the_output() {
 
 #[test]
 fn two_step_forward_equals_one_step_forward() {
+    for variant in ["DUMN", "BASE_DFN"] {
+        two_step_equals_one_step(variant);
+    }
+}
+
+fn two_step_equals_one_step(variant: &str) {
     tch::manual_seed(10);
-    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let model = Dumn::new(
+        small_config(Ablation::variant(variant).unwrap()),
+        Device::Cpu,
+    )
+    .unwrap();
     let exs = examples(3, 4);
     // Three users; user 0 gets 4 candidates, user 1 gets 1, user 2 gets 3.
     let counts = [4usize, 1, 3];
@@ -374,7 +393,79 @@ fn two_step_forward_equals_one_step_forward() {
     let two_step = tch::no_grad(|| model.candidate_step(&model.user_step(&ub), &cb).sigmoid());
     assert_eq!(two_step.size(), vec![8, 2]);
     let diff = max_abs(&(&one_step - &two_step));
-    assert!(diff < 1e-5, "two-step differs by {diff}");
+    assert!(diff < 1e-5, "{variant}: two-step differs by {diff}");
+}
+
+#[test]
+fn base_dfn_reads_clicks_unclicks_and_dislikes_through_its_own_network() {
+    let shapes = |name: &str| {
+        tch::manual_seed(33);
+        let model = Dumn::new(small_config(Ablation::variant(name).unwrap()), Device::Cpu).unwrap();
+        let names: Vec<String> = model
+            .parameter_shapes()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        (model, names)
+    };
+    let (dfn, names) = shapes("BASE_DFN");
+    let (_, din4) = shapes("BASE_DIN4");
+    // Documented: DFN's network replaces eq. 1-14; embeddings and output FFNs are shared.
+    for gone in [
+        "self_attention",
+        "target_attention",
+        "memory",
+        "pair",
+        "triplet",
+        "output.target_cross",
+    ] {
+        assert!(
+            !names.iter().any(|n| n.starts_with(gone)),
+            "BASE_DFN has {gone}"
+        );
+    }
+    for part in [
+        "dfn.w_qkv",
+        "dfn.w_external",
+        "dfn.w_gate",
+        "dfn.target",
+        "embedding.item.item_id",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(part)),
+            "BASE_DFN lacks {part}"
+        );
+    }
+    let shared: Vec<&String> = din4
+        .iter()
+        .filter(|n| n.starts_with("embedding") || n.contains("_head"))
+        .collect();
+    assert!(
+        shared.iter().all(|n| names.contains(n)),
+        "embeddings and heads are shared"
+    );
+    // Likes are not an input; clicks, unclicks and dislikes are.
+    let base = History {
+        items: [vec![1, 2], vec![3, 4, 5], vec![6], vec![7]],
+        feedback: None,
+    };
+    let score = |h: &History| {
+        let mut e = examples(1, 3)[0].clone();
+        e.history = h.clone();
+        dfn.predict(&Batch::from_examples(&dfn.config, &[e], Device::Cpu).unwrap())
+    };
+    let s0 = score(&base);
+    for (k, what, matters) in [
+        (0, "clicks", true),
+        (1, "unclicks", true),
+        (2, "likes", false),
+        (3, "dislikes", true),
+    ] {
+        let mut h = base.clone();
+        h.items[k] = vec![42, 43];
+        let d = max_abs(&(score(&h) - &s0));
+        assert_eq!(d > 1e-7, matters, "{what}: change {d}");
+    }
 }
 
 #[test]
@@ -503,9 +594,7 @@ fn base_din4_is_din_over_all_four_sequences_and_nothing_else() {
         .into_iter()
         .filter(|n| !names(&din4).contains(n))
         .collect();
-    // (The self-attention's weights exist in every variant; BASE_DIN and BASE_DIN4 skip it
-    // in the forward, see `Ablation::self_attention`.)
-    for part in ["memory", "triplet", "pair"] {
+    for part in ["memory", "triplet", "pair", "self_attention"] {
         assert!(
             dumn_only.iter().any(|n| n.contains(part)),
             "DUMN has {part} parameters that BASE_DIN4 lacks: {dumn_only:?}"

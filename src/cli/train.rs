@@ -44,7 +44,7 @@ pub struct TrainFlags {
     #[arg(long, value_enum)]
     pub label: Option<Label>,
     /// The variant of the paper's ablations (DUMN, DUMN-FP, …) or a baseline (BASE_DIN,
-    /// BASE_DIN4, BASE_FEATURES).
+    /// BASE_DIN4, BASE_DFN, BASE_FEATURES).
     #[arg(long)]
     pub variant: Option<String>,
     /// Most epochs (passes over the train split).
@@ -229,7 +229,7 @@ pub struct AblateArgs {
     #[command(flatten)]
     pub train: TrainArgs,
     /// Variants to train (default: every variant of the paper's tables, then the
-    /// baselines BASE_DIN, BASE_DIN4 and BASE_FEATURES).
+    /// baselines BASE_DIN, BASE_DIN4, BASE_DFN and BASE_FEATURES).
     #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
     /// Train every variant this many times, with seeds --seed, --seed + 1, …; the summary

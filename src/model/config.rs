@@ -57,6 +57,19 @@ pub enum TripletMode {
     Off,
 }
 
+/// What turns the sequences and the target into interest vectors for the output network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// DUMN's: purification (eq. 1-7), memories (eq. 8-12), PAIR (eq. 13-14), each as the
+    /// other switches say.
+    #[default]
+    Dumn,
+    /// The Deep Feedback Network's internal and external feedback interaction (BASE_DFN,
+    /// see [`super::dfn`]).
+    Dfn,
+}
+
 /// The paper's ablation switches. `Ablation::default()` is the full DUMN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Ablation {
@@ -72,6 +85,9 @@ pub struct Ablation {
     /// The self-attention of eq. 1-2 over each sequence (off only in the DIN baseline).
     #[serde(default = "enabled")]
     pub self_attention: bool,
+    /// DUMN's network or DFN's (BASE_DFN).
+    #[serde(default)]
+    pub network: Network,
 }
 
 fn enabled() -> bool {
@@ -88,6 +104,7 @@ impl Default for Ablation {
             triplet: TripletMode::Hardest,
             feedback: FeedbackMode::Separate,
             self_attention: true,
+            network: Network::Dumn,
         }
     }
 }
@@ -114,8 +131,9 @@ impl Ablation {
     /// click sequence, no self-attention, no memory, no purification); BASE_DIN4 is the
     /// same DIN-style target attention over each of the four sequences, concatenated (what
     /// DUMN's machinery must beat to be worth it); BASE_FEATURES sees the user and item
-    /// features only.
-    pub const BASELINES: [&'static str; 3] = ["BASE_DIN", "BASE_DIN4", "BASE_FEATURES"];
+    /// features only; BASE_DFN is the Deep Feedback Network (see [`super::dfn`]), which the
+    /// paper's Table 1 compares against.
+    pub const BASELINES: [&'static str; 4] = ["BASE_DIN", "BASE_DIN4", "BASE_DFN", "BASE_FEATURES"];
 
     /// The switches of a named variant (case-insensitive), or `None` for an unknown name.
     pub fn variant(name: &str) -> Option<Self> {
@@ -174,6 +192,7 @@ impl Ablation {
                 triplet: TripletMode::Off,
                 feedback: FeedbackMode::ClickOnly,
                 self_attention: false,
+                network: Network::Dumn,
             },
             "BASE_DIN4" => Self {
                 orthogonal_mapping: false,
@@ -183,6 +202,17 @@ impl Ablation {
                 triplet: TripletMode::Off,
                 feedback: FeedbackMode::Separate,
                 self_attention: false,
+                network: Network::Dumn,
+            },
+            "BASE_DFN" => Self {
+                orthogonal_mapping: false,
+                memory: false,
+                one_memory: false,
+                pair: PairMode::Concat,
+                triplet: TripletMode::Off,
+                feedback: FeedbackMode::Separate,
+                self_attention: false,
+                network: Network::Dfn,
             },
             "BASE_FEATURES" => Self {
                 orthogonal_mapping: false,
@@ -192,6 +222,7 @@ impl Ablation {
                 triplet: TripletMode::Off,
                 feedback: FeedbackMode::NoSequences,
                 self_attention: false,
+                network: Network::Dumn,
             },
             _ => return None,
         };
@@ -211,6 +242,11 @@ impl Ablation {
     /// ⟨unclick, like⟩ exist.
     pub fn uses_orthogonal_mapping(&self) -> bool {
         self.orthogonal_mapping && self.feedback == FeedbackMode::Separate
+    }
+
+    /// Whether eq. 1-2 run (DUMN's network with its self-attention on).
+    pub fn uses_self_attention(&self) -> bool {
+        self.self_attention && self.network == Network::Dumn
     }
 
     /// Whether the variant reads `feedback_seq`, every kind merged by time (DUMN_AF), which

@@ -21,7 +21,7 @@
 use tch::{nn, Kind, Tensor};
 
 use super::batch::{CLICK, DISLIKE, LIKE, UNCLICK};
-use super::config::TripletMode;
+use super::config::{ModelConfig, TripletMode};
 use super::memory::l2_normalize;
 use super::params::{einsum, uniform};
 
@@ -53,16 +53,10 @@ pub struct TripletLoss {
 }
 
 impl TripletLoss {
-    pub fn new(
-        p: &nn::Path,
-        sequences: i64,
-        slot_dim: i64,
-        emb_dim: i64,
-        mode: TripletMode,
-        margin: f64,
-        pool: i64,
-        per_user: bool,
-    ) -> Self {
+    /// The loss of a model of `sequences` sequences with `config`'s slot and embedding
+    /// sizes, sampling mode, margin, pool size and per-user switch.
+    pub fn new(p: &nn::Path, sequences: i64, config: &ModelConfig) -> Self {
+        let (slot_dim, emb_dim) = (config.slot_dim, config.emb_dim);
         let (c, u, l, d) = (CLICK as i64, UNCLICK as i64, LIKE as i64, DISLIKE as i64);
         let pairs = match sequences {
             4 => vec![(c, c, u), (u, u, c), (l, l, d), (d, d, l)],
@@ -71,10 +65,10 @@ impl TripletLoss {
         };
         Self {
             proj: uniform(p, "proj", &[sequences, slot_dim, emb_dim], slot_dim),
-            mode,
-            margin,
-            pool,
-            per_user,
+            mode: config.ablation.triplet,
+            margin: config.triplet_margin,
+            pool: config.triplet_pool,
+            per_user: config.triplets_per_user,
             pairs,
         }
     }
@@ -195,7 +189,11 @@ mod tests {
 
     fn loss(mode: TripletMode) -> TripletLoss {
         let vs = nn::VarStore::new(Device::Cpu);
-        TripletLoss::new(&vs.root(), 4, 2, 2, mode, 0.2, 8, true)
+        let mut c = ModelConfig::new(crate::model::features::FeatureSchema::ids_only(10));
+        (c.slot_dim, c.emb_dim, c.triplet_pool) = (2, 2, 8);
+        c.ablation.triplet = mode;
+        c.triplets_per_user = true;
+        TripletLoss::new(&vs.root(), 4, &c)
     }
 
     #[test]

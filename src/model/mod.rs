@@ -24,6 +24,7 @@
 //! | eq. 13-14 | PAIR gate and `R_cross` | [`pair::Pair`] |
 //! | eq. 15 | output FFN (click head, and the dislike head of §4.5) | [`Dumn::candidate_step`] |
 //! | eq. 16-20 | logloss, triplet loss | [`loss`] |
+//! | — | BASE_DFN's network instead of eq. 1-14 (the DFN paper) | [`dfn::Dfn`] |
 //!
 //! # Two-step forward
 //! [`Dumn::user_step`] does everything that depends only on the user: `e_user`, the
@@ -48,6 +49,7 @@ pub mod artifact;
 pub mod batch;
 pub mod config;
 pub mod device;
+pub mod dfn;
 pub mod embedding;
 pub mod features;
 pub mod inputs;
@@ -62,9 +64,10 @@ use anyhow::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
 pub use batch::{Batch, CandidateBatch, Example, History, UserBatch, FEEDBACK_KINDS};
-pub use config::{Ablation, FeedbackMode, ModelConfig, PairMode, TripletMode};
+pub use config::{Ablation, FeedbackMode, ModelConfig, Network, PairMode, TripletMode};
 
 use batch::{CLICK, DISLIKE, LIKE, UNCLICK};
+use dfn::Dfn;
 use embedding::{Embeddings, PositionBuckets};
 use loss::TripletLoss;
 use memory::{MemoryWrite, UserMemory};
@@ -86,8 +89,8 @@ pub struct UserState {
     pub o: Tensor,
     /// `[U, S, L]`.
     pub mask: Tensor,
-    /// The user-only half of eq. 3.
-    pub keys: TargetKeys,
+    /// The user-only half of eq. 3 (None in BASE_DFN, which has no target attention).
+    pub keys: Option<TargetKeys>,
     /// `[S, U, F]`: the `e_user` block of eq. 8's first layer (None without memory).
     pub controller: Option<Tensor>,
     /// `[U, H_click + H_dislike]`: the `e_user` block of both output FFNs' first layers,
@@ -168,16 +171,20 @@ pub struct Dumn {
     pub config: ModelConfig,
     vs: nn::VarStore,
     emb: Embeddings,
-    self_attention: SelfAttention,
-    target_attention: TargetAttention,
+    /// Eq. 1-2, when the variant runs it.
+    self_attention: Option<SelfAttention>,
+    /// Eq. 3-5 (DUMN's network).
+    target_attention: Option<TargetAttention>,
+    /// BASE_DFN's network instead of eq. 1-14.
+    dfn: Option<Dfn>,
     /// Rank-recency vectors added to sequence positions (`position_buckets`).
     positions: Option<PositionBuckets>,
     memory: Option<UserMemory>,
     pair: Pair,
     triplet: Option<TripletLoss>,
     /// `[D_item, S·E]`: maps `e_item` into each sequence's space for the target × interest
-    /// product of eq. 15 (see the module docs).
-    target_cross: Tensor,
+    /// product of eq. 15 (see the module docs); DUMN's network only.
+    target_cross: Option<Tensor>,
     click_head: Head,
     dislike_head: Head,
 }
@@ -197,20 +204,26 @@ impl Dumn {
         let s = a.num_sequences() as i64;
         let (e, z, du, di) = (c.emb_dim, c.slot_dim, c.user_dim(), c.item_dim());
         let emb = Embeddings::new(&(&root / "embedding"), &c.schema, e);
-        let self_attention = SelfAttention::new(
-            &(&root / "self_attention"),
-            s,
-            e,
-            c.heads,
-            c.attention_residual,
-        );
-        let target_attention = TargetAttention::new(
-            &(&root / "target_attention"),
-            s,
-            e,
-            du + di,
-            c.count_aware_pooling,
-        );
+        let dumn_network = a.network == Network::Dumn;
+        let self_attention = a.uses_self_attention().then(|| {
+            SelfAttention::new(
+                &(&root / "self_attention"),
+                s,
+                e,
+                c.heads,
+                c.attention_residual,
+            )
+        });
+        let target_attention = dumn_network.then(|| {
+            TargetAttention::new(
+                &(&root / "target_attention"),
+                s,
+                e,
+                du + di,
+                c.count_aware_pooling,
+            )
+        });
+        let dfn = (a.network == Network::Dfn).then(|| Dfn::new(&(&root / "dfn"), e, di, c.heads));
         let positions = c
             .position_buckets
             .then(|| PositionBuckets::new(&(&root / "embedding"), s, c.seq_len, e));
@@ -227,20 +240,16 @@ impl Dumn {
             )
         });
         let pair = Pair::new(&(&root / "pair"), a.pair, memory.is_some(), s, e, z);
-        let triplet = a.uses_triplet().then(|| {
-            TripletLoss::new(
-                &(&root / "triplet"),
-                s,
-                z,
-                e,
-                a.triplet,
-                c.triplet_margin,
-                c.triplet_pool,
-                c.triplets_per_user,
-            )
-        });
-        let target_cross = params::uniform(&(&root / "output"), "target_cross", &[di, s * e], di);
-        let deep = du + di + s * pair.unit_dim() + s * e;
+        let triplet = a
+            .uses_triplet()
+            .then(|| TripletLoss::new(&(&root / "triplet"), s, c));
+        let target_cross = dumn_network
+            .then(|| params::uniform(&(&root / "output"), "target_cross", &[di, s * e], di));
+        let interest = match &dfn {
+            Some(d) => d.output_dim(),
+            None => s * pair.unit_dim() + s * e,
+        };
+        let deep = du + di + interest;
         let click_head = Head::new(&(&root / "click_head"), deep, &c.out_hidden);
         let dislike_head = Head::new(&(&root / "dislike_head"), deep, &c.out_hidden);
         Ok(Self {
@@ -249,6 +258,7 @@ impl Dumn {
             emb,
             self_attention,
             target_attention,
+            dfn,
             positions,
             memory,
             pair,
@@ -286,12 +296,11 @@ impl Dumn {
         if let Some(p) = &self.positions {
             seq_emb += p.forward(&mask);
         }
-        let o = if self.config.ablation.self_attention {
-            self.self_attention.forward(&seq_emb, &mask)
-        } else {
-            seq_emb.shallow_clone()
+        let o = match &self.self_attention {
+            Some(sa) => sa.forward(&seq_emb, &mask),
+            None => seq_emb.shallow_clone(),
         };
-        let keys = self.target_attention.keys(&o);
+        let keys = self.target_attention.as_ref().map(|ta| ta.keys(&o));
         let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
         let w_user = self.head_weights(0, e_user.size()[1]);
         let heads = e_user.matmul(&w_user.tr()) + self.head_bias();
@@ -322,24 +331,63 @@ impl Dumn {
     ) -> CandidateOut {
         let (u, c, _) = cands.item_idx.size3().unwrap();
         let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
-        let du = state.e_user.size()[1];
-        let ctx = Tensor::cat(
+                                                     // One row per real candidate: users in order, each user's candidates in order.
+        let rows = cands.mask.flatten(0, 1).nonzero().squeeze_dim(-1);
+        let user_of_row = rows.divide_scalar_mode(c, "floor");
+        let (interest, hidden) = match (&self.dfn, &self.target_attention, &state.keys) {
+            (Some(dfn), _, _) => {
+                let e_item = e_item.flatten(0, 1).index_select(0, &rows);
+                let seq = state.seq_emb.index_select(0, &user_of_row);
+                let mask = state.mask.index_select(0, &user_of_row);
+                (dfn.forward(&seq, &mask, &e_item), None)
+            }
+            (None, Some(ta), Some(keys)) => {
+                let ctx = Tensor::cat(
+                    &[
+                        state.e_user.unsqueeze(1).expand([u, c, -1], false),
+                        e_item.shallow_clone(),
+                    ],
+                    -1,
+                );
+                // Eq. 3-5: f per candidate and sequence, [U, C, S, E], then per row.
+                let f = ta.forward(&state.o, keys, &ctx, &state.mask);
+                let f = f.flatten(0, 1).index_select(0, &rows); // [N, S, E]
+                let e_item = e_item.flatten(0, 1).index_select(0, &rows);
+                self.dumn_interest(state, f, &e_item, &user_of_row)
+            }
+            _ => unreachable!("a model has DFN's network or DUMN's target attention"),
+        };
+        let e_item = e_item.flatten(0, 1).index_select(0, &rows);
+        // The deep input is Concat(e_user, e_item, interest); its e_user block went through
+        // both heads' first layers once per user, in the user step.
+        let rest = Tensor::cat(&[e_item, interest], -1);
+        let w_rest = self.head_weights(state.e_user.size()[1], rest.size()[1]);
+        let first = state
+            .heads
+            .index_select(0, &user_of_row)
+            .addmm(&rest, &w_rest.tr());
+        let h = self.click_head.first().ws.size()[0];
+        let p = self.config.dropout;
+        let logits = Tensor::cat(
             &[
-                state.e_user.unsqueeze(1).expand([u, c, du], false),
-                e_item.shallow_clone(),
+                self.click_head.rest(&first.narrow(1, 0, h), p, train),
+                self.dislike_head
+                    .rest(&first.narrow(1, h, first.size()[1] - h), p, train),
             ],
             -1,
         );
-        // Eq. 3-5: f per candidate and sequence, [U, C, S, E].
-        let f = self
-            .target_attention
-            .forward(&state.o, &state.keys, &ctx, &state.mask);
+        CandidateOut { logits, hidden }
+    }
 
-        // From here on, one row per real candidate.
-        let rows = cands.mask.flatten(0, 1).nonzero().squeeze_dim(-1);
-        let user_of_row = rows.divide_scalar_mode(c, "floor");
-        let f = f.flatten(0, 1).index_select(0, &rows); // [N, S, E]
-
+    /// Eq. 6-14 for pooled `f` `[N, S, E]`: `Concat(R_cross, f^o ⊙ target)` `[N, ·]`, and the
+    /// memory controller's hidden state when the model has memory.
+    fn dumn_interest(
+        &self,
+        state: &UserState,
+        f: Tensor,
+        e_item: &Tensor,
+        user_of_row: &Tensor,
+    ) -> (Tensor, Option<Tensor>) {
         // Eq. 6-7: purify click by dislike and unclick by like.
         let fo = if self.config.ablation.uses_orthogonal_mapping() {
             let k = |i: usize| f.select(1, i as i64);
@@ -359,7 +407,7 @@ impl Dumn {
         // Eq. 8-11: read the memories.
         let (hidden, r) = match (&self.memory, &state.controller) {
             (Some(mem), Some(user_part)) => {
-                let h = mem.hidden(&fo, &user_part.index_select(1, &user_of_row));
+                let h = mem.hidden(&fo, &user_part.index_select(1, user_of_row));
                 let r = mem.read(&h);
                 (Some(h), Some(r))
             }
@@ -368,28 +416,13 @@ impl Dumn {
 
         // Eq. 13-15.
         let r_cross = self.pair.forward(&fo, r.as_ref());
-        let e_item = e_item.flatten(0, 1).index_select(0, &rows);
-        let target = e_item.matmul(&self.target_cross).view_as(&fo);
+        let target_cross = self
+            .target_cross
+            .as_ref()
+            .expect("DUMN's network has the target cross");
+        let target = e_item.matmul(target_cross).view_as(&fo);
         let short_term_x_target = (&fo * target).flatten(1, 2);
-        // The deep input is Concat(e_user, e_item, R_cross, f^o ⊙ target); its e_user block
-        // went through both heads' first layers once per user, in the user step.
-        let rest = Tensor::cat(&[e_item, r_cross, short_term_x_target], -1);
-        let w_rest = self.head_weights(state.e_user.size()[1], rest.size()[1]);
-        let first = state
-            .heads
-            .index_select(0, &user_of_row)
-            .addmm(&rest, &w_rest.tr());
-        let h = self.click_head.first().ws.size()[0];
-        let p = self.config.dropout;
-        let logits = Tensor::cat(
-            &[
-                self.click_head.rest(&first.narrow(1, 0, h), p, train),
-                self.dislike_head
-                    .rest(&first.narrow(1, h, first.size()[1] - h), p, train),
-            ],
-            -1,
-        );
-        CandidateOut { logits, hidden }
+        (Tensor::cat(&[r_cross, short_term_x_target], -1), hidden)
     }
 
     /// Columns `[from, from + len)` of both heads' first-layer weights, stacked (click
@@ -475,12 +508,14 @@ impl Dumn {
         self.memory.as_ref()
     }
 
-    pub fn self_attention(&self) -> &SelfAttention {
-        &self.self_attention
+    /// Eq. 1-2, when the variant runs them.
+    pub fn self_attention(&self) -> Option<&SelfAttention> {
+        self.self_attention.as_ref()
     }
 
-    pub fn target_attention(&self) -> &TargetAttention {
-        &self.target_attention
+    /// Eq. 3-5 (None in BASE_DFN).
+    pub fn target_attention(&self) -> Option<&TargetAttention> {
+        self.target_attention.as_ref()
     }
 
     /// Names and shapes of all variables, sorted by name.
