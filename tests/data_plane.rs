@@ -113,6 +113,59 @@ fn training_examples_match_the_point_in_time_reference() {
 }
 
 #[test]
+fn as_of_midnight_examples_see_the_history_the_nightly_job_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("examples");
+    runtime().block_on(async {
+        let gen = write_logs(&small_gen(), &Location::Local(data.clone()), |_| {})
+            .await
+            .unwrap();
+        let params = Params::new()
+            .seq_len(T)
+            .unwrap()
+            .merged_feedback(true)
+            .as_of_midnight(true);
+        let summary = build(&data, &out, ModelInput::Training, params).await;
+        assert_eq!(
+            summary.rows, gen.impressions,
+            "one example per impression still"
+        );
+        let reference = Reference::load(&data).await;
+        const DAY: i64 = 86_400_000_000;
+        let (mut rows, mut cut_mattered) = (0, 0);
+        for b in read_parquet(&out).await {
+            let (u, t) = (i64s(&b, "user_id"), micros(&b, "ts"));
+            let seqs: Vec<_> = KINDS
+                .iter()
+                .map(|k| lists(&b, &format!("{k}_seq")))
+                .collect();
+            let merged = lists(&b, "feedback_seq");
+            for r in 0..b.num_rows() {
+                rows += 1;
+                let (user, ts) = (u[r].unwrap(), t[r].unwrap());
+                let midnight = ts - ts.rem_euclid(DAY);
+                let want = reference.sequences(user, midnight, T);
+                for k in 0..4 {
+                    let got = seqs[k][r].as_ref().expect("a list, never NULL");
+                    assert_eq!(got, &want[k], "{} of user {user} at {ts}", KINDS[k]);
+                }
+                assert_eq!(
+                    merged[r].as_ref().unwrap(),
+                    &reference.merged(user, midnight, T)
+                );
+                cut_mattered += usize::from(want != reference.sequences(user, ts, T));
+            }
+        }
+        assert_eq!(rows as u64, summary.rows);
+        assert!(
+            cut_mattered > 1000,
+            "the cut changed {cut_mattered} histories"
+        );
+    });
+}
+
+#[test]
 fn scoring_input_sees_only_feedback_before_the_cutoff() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

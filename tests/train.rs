@@ -193,6 +193,28 @@ fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
         report["result"]["test"]["auc"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 1e-6, "eval {a} vs train's test {b}");
+    // With --as-of-midnight: the same point-in-time figure, and beside it the nightly one.
+    let json = dir.path().join("eval-midnight.json");
+    let (ok, text) = dumn(&[
+        "eval",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--from",
+        &test_from,
+        "--device",
+        "cpu",
+        "--as-of-midnight",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("as of midnight, clicked: "), "{text}");
+    let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let pit = eval["point_in_time"]["clicked"]["auc"].as_f64().unwrap();
+    let midnight = eval["as_of_midnight"]["clicked"]["auc"].as_f64().unwrap();
+    assert!((pit - b).abs() < 1e-6, "point in time {pit} vs {b}");
+    assert!(midnight != pit, "the cut changes what the model sees");
 }
 
 #[test]

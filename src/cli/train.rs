@@ -286,6 +286,11 @@ pub struct EvalArgs {
     /// Only impressions before this time.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// Also score with histories cut at the start of each impression's day (00:00 UTC), as
+    /// the nightly job sees them, and print both figures: the gap is what serving from
+    /// last night's histories costs.
+    #[arg(long)]
+    pub as_of_midnight: bool,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
@@ -311,12 +316,39 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
         merged_feedback: model.config.ablation.reads_merged_feedback(),
         ..PrepareOptions::default()
     };
-    let set = prepare(&source, &options, &args.engine).await?;
     let predicate = training::time_range(args.from.as_deref(), args.until.as_deref())?;
     let mut out = serde_json::Map::new();
-    for (label, m) in training::evaluate_model(model, &set, &predicate).await? {
-        println!("{}: {}", label.column(), m.summary());
-        out.insert(label.column().into(), serde_json::to_value(&m)?);
+    let cuts: &[bool] = if args.as_of_midnight {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &as_of_midnight in cuts {
+        let options = PrepareOptions {
+            as_of_midnight,
+            ..options.clone()
+        };
+        let set = prepare(&source, &options, &args.engine).await?;
+        let (title, key) = match as_of_midnight {
+            false if args.as_of_midnight => ("point in time", "point_in_time"),
+            false => ("", ""),
+            true => ("as of midnight", "as_of_midnight"),
+        };
+        let mut metrics = serde_json::Map::new();
+        for (label, m) in training::evaluate_model(model, &set, &predicate).await? {
+            let prefix = if title.is_empty() {
+                String::new()
+            } else {
+                format!("{title}, ")
+            };
+            println!("{prefix}{}: {}", label.column(), m.summary());
+            metrics.insert(label.column().into(), serde_json::to_value(&m)?);
+        }
+        if key.is_empty() {
+            out = metrics;
+        } else {
+            out.insert(key.into(), metrics.into());
+        }
     }
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_vec_pretty(&out)?)

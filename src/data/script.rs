@@ -148,9 +148,15 @@ pub struct Params {
 }
 
 impl Params {
-    /// No parameters set but `${merged_feedback}`, which is FALSE.
+    /// No parameters set but `${merged_feedback}` and `${as_of_midnight}`, both FALSE.
     pub fn new() -> Self {
-        Self::default().merged_feedback(false)
+        Self::default().merged_feedback(false).as_of_midnight(false)
+    }
+
+    /// Sets `${as_of_midnight}`: whether the training examples' sequences are cut at the
+    /// start of each impression's day (as the nightly job sees them) rather than at its time.
+    pub fn as_of_midnight(self, on: bool) -> Self {
+        self.with("as_of_midnight", if on { "TRUE" } else { "FALSE" })
     }
 
     /// Sets `${merged_feedback}`: whether the training examples' `feedback_seq` (every

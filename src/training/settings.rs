@@ -134,6 +134,9 @@ pub struct PrepareOptions {
     pub work: Option<PathBuf>,
     /// Whether `feedback_seq` (every kind merged by time) is filled.
     pub merged_feedback: bool,
+    /// Whether histories are cut at the start of each impression's day (`dumn eval
+    /// --as-of-midnight`) instead of at its time.
+    pub as_of_midnight: bool,
 }
 
 impl Default for PrepareOptions {
@@ -146,6 +149,7 @@ impl Default for PrepareOptions {
             test_from: None,
             work: None,
             merged_feedback: false,
+            as_of_midnight: false,
         }
     }
 }
@@ -181,6 +185,7 @@ impl TrainSettings {
             test_from: parse("test_from", &self.test_from)?,
             work: self.work.clone(),
             merged_feedback,
+            as_of_midnight: false,
         })
     }
 }

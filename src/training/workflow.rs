@@ -80,7 +80,8 @@ impl TrainingSet {
         let last = source.sql.as_deref().map(Script::from_file).transpose()?;
         let params = Params::new()
             .seq_len(options.seq_len)?
-            .merged_feedback(options.merged_feedback);
+            .merged_feedback(options.merged_feedback)
+            .as_of_midnight(options.as_of_midnight);
         let ctx = session::context(engine)?;
         let (df, checks) = pipeline::prepare(
             &ctx,
