@@ -151,6 +151,9 @@ pub async fn feature_columns(ctx: &SessionContext) -> Result<FeatureSchema> {
     Ok(schema)
 }
 
+/// Memory for sorting the examples into an epoch's order; past it the sort spills to disk.
+const SHUFFLE_MEMORY: usize = 2 << 30;
+
 /// The materialised training examples (Parquet files), read back: one session, one
 /// partition, file order.
 pub struct ExampleFiles {
@@ -160,8 +163,10 @@ pub struct ExampleFiles {
 
 impl ExampleFiles {
     pub async fn open(location: &Location) -> Result<Self> {
+        // A bounded pool, so the per-epoch shuffle's sort spills to disk on a large split.
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_object_store_registry(crate::io::stores::Stores::registry())
+            .with_memory_limit(SHUFFLE_MEMORY, 1.0)
             .build_arc()?;
         let ctx = SessionContext::new_with_config_rt(
             SessionConfig::new().with_target_partitions(1),
@@ -192,7 +197,7 @@ impl ExampleFiles {
     /// The rows matching `predicate` in a random order fixed by `seed`: sorted by an MD5
     /// of the row's user, item, time and the seed, which no two examples share (the
     /// feedback view has one impression per user, item and time). The sort spills to disk
-    /// past memory, like any DataFusion sort.
+    /// past 2 GiB.
     pub async fn stream_shuffled(
         &self,
         predicate: &str,

@@ -239,6 +239,25 @@ pub async fn train_variant(
         set.split.describe(Part::Valid),
         set.split.describe(Part::Test)
     );
+    // The id fields' vocabularies (every field's coverage is in the manifest).
+    let schema = &model.config.schema;
+    let coverage: Vec<String> = [&schema.user_fields[0], &schema.item_fields[0]]
+        .into_iter()
+        .filter_map(|f| {
+            f.coverage.as_ref().map(|c| {
+                format!(
+                    "{} {} rows ({:.1}% of {} values share the out-of-vocabulary row)",
+                    f.name,
+                    f.rows,
+                    100.0 * c.shared_rate,
+                    c.distinct
+                )
+            })
+        })
+        .collect();
+    if !coverage.is_empty() {
+        println!("{variant}: embeddings: {}", coverage.join("; "));
+    }
     let cfg = FitConfig {
         epochs: s.epochs,
         batch_size: s.batch_size.max(1),
