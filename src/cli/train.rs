@@ -73,7 +73,7 @@ pub struct TrainFlags {
     #[arg(long, value_name = "BOOL")]
     pub attention_residual: Option<bool>,
     /// A learned null position in eq. 4's softmax, so pooling counts matching items (a
-    /// deviation from the paper; default true).
+    /// deviation from the paper; default false: validation preferred it off).
     #[arg(long, value_name = "BOOL")]
     pub count_aware_pooling: Option<bool>,
     /// Rank-recency vectors added to sequence positions (not in the paper; default true).

@@ -45,7 +45,7 @@ pub struct TrainSettings {
     pub lr_schedule: Schedule,
     /// Unset: on (see [`crate::model::ModelConfig::attention_residual`]).
     pub attention_residual: Option<bool>,
-    /// Unset: on (see [`crate::model::ModelConfig::count_aware_pooling`]).
+    /// Unset: off (see [`crate::model::ModelConfig::count_aware_pooling`]).
     pub count_aware_pooling: Option<bool>,
     /// Unset: on (see [`crate::model::ModelConfig::position_buckets`]).
     pub position_buckets: Option<bool>,
