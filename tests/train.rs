@@ -173,46 +173,39 @@ fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
 
     // eval on the test period gives the test AUC of the report.
     let test_from = report["split"]["test_from"].as_str().unwrap().to_string();
-    let json = dir.path().join("eval.json");
-    let (ok, text) = dumn(&[
-        "eval",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--from",
-        &test_from,
-        "--device",
-        "cpu",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(ok, "{text}");
-    let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    // `dumn eval` on the test period, with `extra` flags: its stdout and its JSON.
+    let eval = |name: &str, extra: &[&str]| {
+        let json = dir.path().join(name);
+        let mut args = vec![
+            "eval",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--from",
+            &test_from,
+            "--device",
+            "cpu",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, text) = dumn(&args);
+        assert!(ok, "{text}");
+        let value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+        (text, value)
+    };
+    let (_, plain) = eval("eval.json", &[]);
     let (a, b) = (
-        eval["clicked"]["auc"].as_f64().unwrap(),
+        plain["clicked"]["auc"].as_f64().unwrap(),
         report["result"]["test"]["auc"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 1e-6, "eval {a} vs train's test {b}");
     // With --as-of-midnight: the same point-in-time figure, and beside it the nightly one.
-    let json = dir.path().join("eval-midnight.json");
-    let (ok, text) = dumn(&[
-        "eval",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--from",
-        &test_from,
-        "--device",
-        "cpu",
-        "--as-of-midnight",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(ok, "{text}");
+    let (text, both) = eval("eval-midnight.json", &["--as-of-midnight"]);
     assert!(text.contains("as of midnight, clicked: "), "{text}");
-    let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
-    let pit = eval["point_in_time"]["clicked"]["auc"].as_f64().unwrap();
-    let midnight = eval["as_of_midnight"]["clicked"]["auc"].as_f64().unwrap();
+    let pit = both["point_in_time"]["clicked"]["auc"].as_f64().unwrap();
+    let midnight = both["as_of_midnight"]["clicked"]["auc"].as_f64().unwrap();
     assert!((pit - b).abs() < 1e-6, "point in time {pit} vs {b}");
     assert!(midnight != pit, "the cut changes what the model sees");
 }

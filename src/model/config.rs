@@ -204,15 +204,10 @@ impl Ablation {
                 self_attention: false,
                 network: Network::Dumn,
             },
+            // BASE_DIN4's switches (no purification, memory or PAIR) with DFN's network.
             "BASE_DFN" => Self {
-                orthogonal_mapping: false,
-                memory: false,
-                one_memory: false,
-                pair: PairMode::Concat,
-                triplet: TripletMode::Off,
-                feedback: FeedbackMode::Separate,
-                self_attention: false,
                 network: Network::Dfn,
+                ..Self::variant("BASE_DIN4")?
             },
             "BASE_FEATURES" => Self {
                 orthogonal_mapping: false,
