@@ -314,40 +314,38 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
     let options = PrepareOptions {
         seq_len: model.config.seq_len as usize,
         merged_feedback: model.config.ablation.reads_merged_feedback(),
+        vocabulary: None,
         ..PrepareOptions::default()
     };
     let predicate = training::time_range(args.from.as_deref(), args.until.as_deref())?;
-    let mut out = serde_json::Map::new();
-    let cuts: &[bool] = if args.as_of_midnight {
-        &[false, true]
+    // (cut at midnight, what it is called in the output and the JSON); one unnamed pass
+    // without --as-of-midnight.
+    let passes: &[(bool, Option<(&str, &str)>)] = if args.as_of_midnight {
+        &[
+            (false, Some(("point in time", "point_in_time"))),
+            (true, Some(("as of midnight", "as_of_midnight"))),
+        ]
     } else {
-        &[false]
+        &[(false, None)]
     };
-    for &as_of_midnight in cuts {
+    let mut out = serde_json::Map::new();
+    for &(as_of_midnight, name) in passes {
         let options = PrepareOptions {
             as_of_midnight,
             ..options.clone()
         };
         let set = prepare(&source, &options, &args.engine).await?;
-        let (title, key) = match as_of_midnight {
-            false if args.as_of_midnight => ("point in time", "point_in_time"),
-            false => ("", ""),
-            true => ("as of midnight", "as_of_midnight"),
-        };
         let mut metrics = serde_json::Map::new();
         for (label, m) in training::evaluate_model(model, &set, &predicate).await? {
-            let prefix = if title.is_empty() {
-                String::new()
-            } else {
-                format!("{title}, ")
-            };
+            let prefix = name.map_or(String::new(), |(title, _)| format!("{title}, "));
             println!("{prefix}{}: {}", label.column(), m.summary());
             metrics.insert(label.column().into(), serde_json::to_value(&m)?);
         }
-        if key.is_empty() {
-            out = metrics;
-        } else {
-            out.insert(key.into(), metrics.into());
+        match name {
+            Some((_, key)) => {
+                out.insert(key.into(), metrics.into());
+            }
+            None => out = metrics,
         }
     }
     if let Some(path) = args.json {

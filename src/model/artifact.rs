@@ -316,6 +316,11 @@ pub fn load(dir: &Path, device: Device) -> Result<Artifact> {
     if let Some(extra) = file.keys().next() {
         bail!("model artifact {here}: tensor `{extra}` is not part of the model its manifest describes");
     }
+    // The manifest's config as the model holds it: with its vocabularies loaded.
+    let manifest = Manifest {
+        config: model.config.clone(),
+        ..manifest
+    };
     Ok(Artifact { manifest, model })
 }
 

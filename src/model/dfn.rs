@@ -50,6 +50,8 @@ fn norm(x: &Tensor, gain: &Tensor, bias: &Tensor) -> Tensor {
 #[derive(Debug)]
 pub struct Dfn {
     heads: i64,
+    /// `[3]`: [`KINDS`] as an index tensor, built once.
+    kinds: Tensor,
     /// `[D_item, E]`: the target token.
     target: Tensor,
     /// Internal layer, per kind: `[3, E, 3E]` q/k/v, `[3, E, E]` output, norms `[3, E]`,
@@ -73,6 +75,7 @@ impl Dfn {
         let zeros = |name: &str| p.var(name, &[k, e], nn::Init::Const(0.0));
         Self {
             heads,
+            kinds: Tensor::from_slice(&KINDS.map(|k| k as i64)).to_device(p.device()),
             target: uniform(p, "target", &[item_dim, e], item_dim),
             w_qkv: uniform(p, "w_qkv", &[k, e, 3 * e], e),
             w_out: uniform(p, "w_out", &[k, e, e], e),
@@ -100,11 +103,10 @@ impl Dfn {
     /// in [`super::FEEDBACK_KINDS`] order); `e_item` `[N, D_item]` → `[N, 5E]`.
     pub fn forward(&self, seq_emb: &Tensor, mask: &Tensor, e_item: &Tensor) -> Tensor {
         let (n, _, l, e) = seq_emb.size4().unwrap();
-        let kinds = Tensor::from_slice(&KINDS.map(|k| k as i64)).to_device(seq_emb.device());
         let k = KINDS.len() as i64;
-        let seqs = seq_emb.index_select(1, &kinds); // [N, 3, L, E]
-        let seq_mask = mask.index_select(1, &kinds); // [N, 3, L]
-                                                     // Internal: [t, s_1..s_L] per kind.
+        let seqs = seq_emb.index_select(1, &self.kinds); // [N, 3, L, E]
+        let seq_mask = mask.index_select(1, &self.kinds); // [N, 3, L]
+                                                          // Internal: [t, s_1..s_L] per kind.
         let t = e_item.matmul(&self.target); // [N, E]
         let x = Tensor::cat(&[t.view([n, 1, 1, e]).expand([n, k, 1, e], false), seqs], 2);
         let m = Tensor::cat(

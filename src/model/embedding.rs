@@ -135,6 +135,8 @@ impl Embeddings {
 pub struct PositionBuckets {
     /// `[S, B, E]`, zero at initialisation (the model starts as without it).
     table: Tensor,
+    /// `[T]`: the bucket of each rank, built once.
+    bucket_of_rank: Tensor,
 }
 
 /// The bucket of rank `j` (newest first).
@@ -149,12 +151,14 @@ pub fn position_bucket(j: i64) -> i64 {
 impl PositionBuckets {
     pub fn new(p: &nn::Path, sequences: i64, seq_len: i64, dim: i64) -> Self {
         let buckets = position_bucket(seq_len.max(1) - 1) + 1;
+        let ranks: Vec<i64> = (0..seq_len.max(1)).map(position_bucket).collect();
         Self {
             table: p.var(
                 "position_buckets",
                 &[sequences, buckets, dim],
                 nn::Init::Const(0.0),
             ),
+            bucket_of_rank: Tensor::from_slice(&ranks).to_device(p.device()),
         }
     }
 
@@ -162,8 +166,7 @@ impl PositionBuckets {
     /// at padding).
     pub fn forward(&self, mask: &Tensor) -> Tensor {
         let (_, s, l) = mask.size3().unwrap();
-        let buckets: Vec<i64> = (0..l).map(position_bucket).collect();
-        let idx = Tensor::from_slice(&buckets).to_device(mask.device());
+        let idx = self.bucket_of_rank.narrow(0, 0, l); // L ≤ T: sequences are capped at T
         let per_seq = self.table.index_select(1, &idx).view([1, s, l, -1]); // [1, S, L, E]
         per_seq * mask.unsqueeze(-1)
     }

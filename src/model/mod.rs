@@ -334,33 +334,28 @@ impl Dumn {
                                                      // One row per real candidate: users in order, each user's candidates in order.
         let rows = cands.mask.flatten(0, 1).nonzero().squeeze_dim(-1);
         let user_of_row = rows.divide_scalar_mode(c, "floor");
+        let e_item_rows = e_item.flatten(0, 1).index_select(0, &rows); // [N, D_item]
         let (interest, hidden) = match (&self.dfn, &self.target_attention, &state.keys) {
             (Some(dfn), _, _) => {
-                let e_item = e_item.flatten(0, 1).index_select(0, &rows);
                 let seq = state.seq_emb.index_select(0, &user_of_row);
                 let mask = state.mask.index_select(0, &user_of_row);
-                (dfn.forward(&seq, &mask, &e_item), None)
+                (dfn.forward(&seq, &mask, &e_item_rows), None)
             }
             (None, Some(ta), Some(keys)) => {
                 let ctx = Tensor::cat(
-                    &[
-                        state.e_user.unsqueeze(1).expand([u, c, -1], false),
-                        e_item.shallow_clone(),
-                    ],
+                    &[state.e_user.unsqueeze(1).expand([u, c, -1], false), e_item],
                     -1,
                 );
                 // Eq. 3-5: f per candidate and sequence, [U, C, S, E], then per row.
                 let f = ta.forward(&state.o, keys, &ctx, &state.mask);
                 let f = f.flatten(0, 1).index_select(0, &rows); // [N, S, E]
-                let e_item = e_item.flatten(0, 1).index_select(0, &rows);
-                self.dumn_interest(state, f, &e_item, &user_of_row)
+                self.dumn_interest(state, f, &e_item_rows, &user_of_row)
             }
             _ => unreachable!("a model has DFN's network or DUMN's target attention"),
         };
-        let e_item = e_item.flatten(0, 1).index_select(0, &rows);
         // The deep input is Concat(e_user, e_item, interest); its e_user block went through
         // both heads' first layers once per user, in the user step.
-        let rest = Tensor::cat(&[e_item, interest], -1);
+        let rest = Tensor::cat(&[e_item_rows, interest], -1);
         let w_rest = self.head_weights(state.e_user.size()[1], rest.size()[1]);
         let first = state
             .heads

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::{NaiveDate, SubsecRound};
+use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::job::Job;
 use super::session::Scoring;
@@ -120,15 +121,14 @@ async fn score_day(
         )
         .with("dislike_threshold", job.dislike_threshold.to_string())
         .with("top_k", job.top_k.to_string());
-    let scores_sql = match &job.scores_sql {
-        Some(p) => Script::from_file(p)?,
-        None => script::scores(),
-    };
-    scores_sql.run(ctx, &params).await?;
-    let df = ctx
-        .table("scores")
-        .await
-        .with_context(|| format!("{} must define the view `scores`", scores_sql.name))?;
+    let df = define_view(
+        ctx,
+        job.scores_sql.as_deref(),
+        script::scores,
+        "scores",
+        &params,
+    )
+    .await?;
     let scores = stage_parquet(df, scores_at, move |n| on_rows(n, candidates)).await?;
     let scoring_secs = started.elapsed().as_secs_f64();
 
@@ -136,15 +136,14 @@ async fn score_day(
     let ranked = async {
         ctx.deregister_table("scores")?;
         contract::register(ctx, "scores", &scores.staging).await?;
-        let ranking_sql = match &job.ranking_sql {
-            Some(p) => Script::from_file(p)?,
-            None => script::ranking(),
-        };
-        ranking_sql.run(ctx, &params).await?;
-        let df = ctx
-            .table("ranking")
-            .await
-            .with_context(|| format!("{} must define the view `ranking`", ranking_sql.name))?;
+        let df = define_view(
+            ctx,
+            job.ranking_sql.as_deref(),
+            script::ranking,
+            "ranking",
+            &params,
+        )
+        .await?;
         stage_parquet(df, ranking_at, |_| {}).await
     }
     .await;
@@ -205,4 +204,23 @@ async fn score_day(
     );
     println!("done in {secs:.2}s");
     Ok(())
+}
+
+/// Runs the team's own script at `custom`, or the embedded `default`, and returns the view
+/// `view` that it must define.
+async fn define_view(
+    ctx: &SessionContext,
+    custom: Option<&std::path::Path>,
+    default: fn() -> Script,
+    view: &str,
+    params: &Params,
+) -> Result<DataFrame> {
+    let script = match custom {
+        Some(p) => Script::from_file(p)?,
+        None => default(),
+    };
+    script.run(ctx, params).await?;
+    ctx.table(view)
+        .await
+        .with_context(|| format!("{} must define the view `{view}`", script.name))
 }

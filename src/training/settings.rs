@@ -125,8 +125,8 @@ pub struct Source {
 pub struct PrepareOptions {
     /// T, the longest sequence kept.
     pub seq_len: usize,
-    /// How the embedding vocabularies are cut.
-    pub vocabulary: VocabularyOptions,
+    /// How the embedding vocabularies are cut; `None` (evaluation) builds none.
+    pub vocabulary: Option<VocabularyOptions>,
     /// The split's boundaries; unset, 80% and 90% into the impressions' time range.
     pub valid_from: Option<NaiveDateTime>,
     pub test_from: Option<NaiveDateTime>,
@@ -144,7 +144,7 @@ impl Default for PrepareOptions {
         let s = TrainSettings::default();
         Self {
             seq_len: s.seq_len,
-            vocabulary: s.vocabulary_options(),
+            vocabulary: Some(s.vocabulary_options()),
             valid_from: None,
             test_from: None,
             work: None,
@@ -180,7 +180,7 @@ impl TrainSettings {
         };
         Ok(PrepareOptions {
             seq_len: self.seq_len,
-            vocabulary: self.vocabulary_options(),
+            vocabulary: Some(self.vocabulary_options()),
             valid_from: parse("valid_from", &self.valid_from)?,
             test_from: parse("test_from", &self.test_from)?,
             work: self.work.clone(),

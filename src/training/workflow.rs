@@ -43,10 +43,11 @@ use crate::model::{Ablation, Dumn, FeedbackMode, ModelConfig};
 pub struct TrainingSet {
     pub files: ExampleFiles,
     pub split: Split,
-    /// The feature schema with the vocabularies of the train split.
-    pub schema: FeatureSchema,
-    /// Each item's other fields by `item_id` row (see [`Vocabularies`]).
-    pub item_fields: Vec<i64>,
+    /// The feature columns of the inputs (names; sizes are placeholders).
+    pub columns: FeatureSchema,
+    /// The embedding vocabularies of the train split, when the options asked for them
+    /// (training does; evaluation reads the model's own).
+    pub vocabularies: Option<Vocabularies>,
     pub feedback: FeedbackSummary,
     pub fingerprint: String,
     pub rows: u64,
@@ -112,10 +113,10 @@ impl TrainingSet {
         let files = ExampleFiles::open(&location).await?;
         files.check_label("clicked").await?;
         files.check_label("disliked").await?;
-        let Vocabularies {
-            schema,
-            item_fields,
-        } = vocabulary::build(&files, &split, &columns, &options.vocabulary).await?;
+        let vocabularies = match &options.vocabulary {
+            Some(v) => Some(vocabulary::build(&files, &split, &columns, v).await?),
+            None => None,
+        };
         let fingerprint = format!(
             "{}|{}|{}|{}",
             source.data.as_deref().unwrap_or(""),
@@ -126,8 +127,8 @@ impl TrainingSet {
         Ok(TrainingSet {
             files,
             split,
-            schema,
-            item_fields,
+            columns,
+            vocabularies,
             feedback,
             fingerprint,
             rows: written.rows,
@@ -212,7 +213,11 @@ pub async fn train_variant(
     let seed = s.seed;
     tch::manual_seed(seed as i64);
     let device = s.device.resolve()?;
-    let mut config = ModelConfig::new(set.schema.clone());
+    let vocabularies = set
+        .vocabularies
+        .as_ref()
+        .context("the training set was prepared without vocabularies")?;
+    let mut config = ModelConfig::new(vocabularies.schema.clone());
     config.seq_len = s.seq_len as i64;
     config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
     config.weight_decay = s.weight_decay.unwrap_or(config.weight_decay);
@@ -229,7 +234,8 @@ pub async fn train_variant(
     let mut model = Dumn::new(config, device)?;
     if model.config.schema.sequences_read_item_fields() {
         let others = model.config.schema.item_fields.len() as i64 - 1;
-        model.set_item_fields(&Tensor::from_slice(&set.item_fields).view([-1, others]))?;
+        let table = Tensor::from_slice(&vocabularies.item_fields).view([-1, others]);
+        model.set_item_fields(&table)?;
     }
     println!(
         "{variant}: {} parameters on {}; split: {}, {}, {}",
@@ -562,13 +568,13 @@ pub async fn evaluate_model(
     set: &TrainingSet,
     predicate: &str,
 ) -> Result<Vec<(Label, Metrics)>> {
-    if set.schema.user_fields.iter().map(|f| &f.name).ne(model
+    if set.columns.user_fields.iter().map(|f| &f.name).ne(model
         .config
         .schema
         .user_fields
         .iter()
         .map(|f| &f.name))
-        || set.schema.item_fields.iter().map(|f| &f.name).ne(model
+        || set.columns.item_fields.iter().map(|f| &f.name).ne(model
             .config
             .schema
             .item_fields
