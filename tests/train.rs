@@ -349,9 +349,16 @@ fn a_cpu_run_with_the_same_seed_repeats() {
 /// the temporary folder (kept alive), the output root and the output. Panics on failure.
 fn tiny_ablate(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    gen_into(&data);
+    gen_into(&dir.path().join("data"));
+    let text = tiny_ablate_in(dir.path(), extra);
     let out = dir.path().join("models");
+    (dir, out, text)
+}
+
+/// `dumn ablate` as [`tiny_ablate`] on the data already in `dir/data`, to `dir/models`.
+fn tiny_ablate_in(dir: &Path, extra: &[&str]) -> String {
+    let data = dir.join("data");
+    let out = dir.join("models");
     let mut args = vec![
         "ablate",
         "--data",
@@ -374,7 +381,7 @@ fn tiny_ablate(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
     args.extend_from_slice(extra);
     let (ok, text) = dumn(&args);
     assert!(ok, "{text}");
-    (dir, out, text)
+    text
 }
 
 #[test]
@@ -461,4 +468,58 @@ fn ablate_with_seeds_trains_each_seed_and_summarises_with_intervals() {
         svg.contains("<svg") && svg.contains("BASE_FEATURES"),
         "the bar chart"
     );
+}
+
+#[test]
+fn ablate_resume_keeps_finished_runs_of_the_same_settings_and_retrains_changed_ones() {
+    let variants = ["--variants", "DUMN,BASE_FEATURES"];
+    let (dir, out, first) = tiny_ablate(&variants);
+    let version = |v: &str| {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(v).join("manifest.json")).unwrap())
+                .unwrap();
+        m["model_version"].as_str().unwrap().to_string()
+    };
+    let before = [version("DUMN"), version("BASE_FEATURES")];
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| DUMN |") || l.starts_with("| BASE_FEATURES |"))
+            .map(str::to_string)
+            .collect()
+    };
+
+    // Same settings: nothing trains again, and the tables are the same, test scores and
+    // paired intervals included.
+    let again = tiny_ablate_in(dir.path(), &[variants[0], variants[1], "--resume"]);
+    for v in ["DUMN", "BASE_FEATURES"] {
+        assert!(
+            again.contains(&format!("{v}: kept the finished run")),
+            "{v} kept: {again}"
+        );
+        assert!(
+            !again.contains(&format!("{v} epoch")),
+            "{v} not retrained: {again}"
+        );
+    }
+    assert_eq!([version("DUMN"), version("BASE_FEATURES")], before);
+    assert_eq!(rows(&again), rows(&first));
+    assert!(!rows(&first).is_empty());
+
+    // Another learning rate: the finished runs do not match and train again.
+    let changed = tiny_ablate_in(
+        dir.path(),
+        &[
+            "--variants",
+            "BASE_FEATURES",
+            "--resume",
+            "--learning-rate",
+            "0.001",
+        ],
+    );
+    assert!(
+        changed.contains("BASE_FEATURES: the run in")
+            && changed.contains("another model configuration"),
+        "{changed}"
+    );
+    assert_ne!(version("BASE_FEATURES"), before[1], "retrained");
 }

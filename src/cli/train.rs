@@ -237,6 +237,11 @@ pub struct AblateArgs {
     /// AUC difference to DUMN with a paired bootstrap interval over the test impressions.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seeds: usize,
+    /// Keep every model whose folder under --out already holds a finished run with the
+    /// same settings, seed and data (its test split is scored again for the tables), and
+    /// train only the others: a long comparison that was stopped goes on where it was.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `dumn ablate`: every variant on the same examples and split, then a table.
@@ -253,8 +258,11 @@ pub async fn ablate(args: AblateArgs) -> Result<()> {
     let progress = bar.clone();
     let result = training::ablate(
         &s,
-        &variants,
-        args.seeds,
+        &training::AblationPlan {
+            variants,
+            seeds: args.seeds,
+            resume: args.resume,
+        },
         &out,
         &args.train.engine.options(),
         move |n| progress.set_position(n),

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::dataset::ExampleFiles;
@@ -49,7 +49,7 @@ impl Label {
 }
 
 /// Metrics of one label on one split.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
     pub rows: usize,
     pub auc: Option<f64>,

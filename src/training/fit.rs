@@ -13,7 +13,7 @@
 use anyhow::{bail, Result};
 use futures::StreamExt;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::dataset::{ExampleFiles, Part, Split};
@@ -62,7 +62,7 @@ pub struct FitConfig {
 }
 
 /// One epoch's record, for the report and the learning curve.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub train_loss: f64,
@@ -121,7 +121,7 @@ impl EarlyStopping {
 }
 
 /// The outcome of [`fit`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FitResult {
     pub epochs: Vec<EpochRecord>,
     pub best_epoch: usize,

@@ -20,7 +20,7 @@ use tch::Tensor;
 
 use super::compare::{self, Interval};
 use super::dataset::{self, ExampleFiles, FeedbackSummary, Part, Split};
-use super::evaluate::{evaluate, Label, Metrics, EVAL_BATCH};
+use super::evaluate::{evaluate, score, Label, Metrics, EVAL_BATCH};
 use super::fit::{fit, FitConfig, FitResult, Progress};
 use super::metrics::auc;
 use super::report;
@@ -217,20 +217,7 @@ pub async fn train_variant(
         .vocabularies
         .as_ref()
         .context("the training set was prepared without vocabularies")?;
-    let mut config = ModelConfig::new(vocabularies.schema.clone());
-    config.seq_len = s.seq_len as i64;
-    config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
-    config.weight_decay = s.weight_decay.unwrap_or(config.weight_decay);
-    config.dropout = s.dropout.unwrap_or(config.dropout);
-    config.attention_residual = s.attention_residual.unwrap_or(config.attention_residual);
-    config.count_aware_pooling = s.count_aware_pooling.unwrap_or(config.count_aware_pooling);
-    config.position_buckets = s.position_buckets.unwrap_or(config.position_buckets);
-    config.memory_write = s.memory_write.unwrap_or(config.memory_write);
-    config.triplets_per_user = s.triplets_per_user.unwrap_or(config.triplets_per_user);
-    config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
-    config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
-    config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
-    config.ablation = ablation;
+    let config = model_config(set, s, ablation)?;
     let mut model = Dumn::new(config, device)?;
     if model.config.schema.sequences_read_item_fields() {
         let others = model.config.schema.item_fields.len() as i64 - 1;
@@ -264,15 +251,7 @@ pub async fn train_variant(
     if !coverage.is_empty() {
         println!("{variant}: embeddings: {}", coverage.join("; "));
     }
-    let cfg = FitConfig {
-        epochs: s.epochs,
-        batch_size: s.batch_size.max(1),
-        patience: s.patience,
-        shuffle_buffer: s.shuffle_buffer.max(1),
-        seed,
-        label,
-        schedule: s.lr_schedule,
-    };
+    let cfg = fit_config(s);
     let result = fit(&mut model, &set.files, &set.split, &cfg, progress).await;
     progress.finish();
     let result = result?;
@@ -337,6 +316,101 @@ pub async fn train_variant(
     }
     println!("saved model {} to {out}", manifest.model_version);
     Ok(result)
+}
+
+/// The model `train_variant` builds for `variant` from the settings `s` and the
+/// vocabularies of `set`.
+fn model_config(set: &TrainingSet, s: &TrainSettings, ablation: Ablation) -> Result<ModelConfig> {
+    let vocabularies = set
+        .vocabularies
+        .as_ref()
+        .context("the training set was prepared without vocabularies")?;
+    let mut config = ModelConfig::new(vocabularies.schema.clone());
+    config.seq_len = s.seq_len as i64;
+    config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
+    config.weight_decay = s.weight_decay.unwrap_or(config.weight_decay);
+    config.dropout = s.dropout.unwrap_or(config.dropout);
+    config.attention_residual = s.attention_residual.unwrap_or(config.attention_residual);
+    config.count_aware_pooling = s.count_aware_pooling.unwrap_or(config.count_aware_pooling);
+    config.position_buckets = s.position_buckets.unwrap_or(config.position_buckets);
+    config.memory_write = s.memory_write.unwrap_or(config.memory_write);
+    config.triplets_per_user = s.triplets_per_user.unwrap_or(config.triplets_per_user);
+    config.mem_slots = s.memory_slots.unwrap_or(config.mem_slots);
+    config.slot_dim = s.slot_dim.unwrap_or(config.slot_dim);
+    config.ffn_dim = s.controller_dim.unwrap_or(config.ffn_dim);
+    config.ablation = ablation;
+    Ok(config)
+}
+
+/// The training loop's settings from `s`.
+fn fit_config(s: &TrainSettings) -> FitConfig {
+    FitConfig {
+        epochs: s.epochs,
+        batch_size: s.batch_size.max(1),
+        patience: s.patience,
+        shuffle_buffer: s.shuffle_buffer.max(1),
+        seed: s.seed,
+        label: s.label,
+        schedule: s.lr_schedule,
+    }
+}
+
+/// A finished run that `dumn ablate --resume` may keep instead of training again: the
+/// artifact in `dir` (with its `report.json`) of `variant` trained with the same model
+/// configuration, the same loop settings (seed included) and the same training data as
+/// this run would use. Its epochs and validation metrics come from the report; its test
+/// split is scored again with the saved weights, as the paired comparison needs every
+/// test row's score (the same weights give the same scores: test still informs no
+/// choice). `Ok(None)` when there is nothing to keep, and why is printed.
+async fn finished_run(
+    set: &TrainingSet,
+    s: &TrainSettings,
+    variant: &str,
+    dir: &Location,
+    name: &str,
+) -> Result<Option<FitResult>> {
+    let Ok(report) = location::get(&dir.join("report.json")).await else {
+        return Ok(None);
+    };
+    let report: serde_json::Value = serde_json::from_slice(&report)
+        .with_context(|| format!("{} is not JSON", dir.join("report.json")))?;
+    let artifact = artifact::open(dir, s.device.resolve()?).await?;
+    let expected = model_config(set, s, ablation(variant)?)?;
+    let data = artifact.manifest.training_data.as_ref();
+    let differs = if report["variant"] != json!(variant) {
+        Some("another variant")
+    } else if serde_json::to_value(&artifact.manifest.config)? != serde_json::to_value(&expected)? {
+        Some("another model configuration")
+    } else if report["fit"] != serde_json::to_value(fit_config(s))? {
+        Some("other training settings")
+    } else if data.map(|d| d.fingerprint.as_str()) != Some(set.fingerprint.as_str()) {
+        Some("other training data")
+    } else {
+        None
+    };
+    if let Some(why) = differs {
+        println!("{name}: the run in {dir} was made with {why}; training it again");
+        return Ok(None);
+    }
+    let mut result: FitResult = serde_json::from_value(report["result"].clone())
+        .with_context(|| format!("{}: no training result", dir.join("report.json")))?;
+    result.test_scored = score(
+        &artifact.model,
+        &set.files,
+        &set.split.predicate(Part::Test),
+        s.label,
+        EVAL_BATCH,
+    )
+    .await?;
+    result.test = result.test_scored.metrics();
+    println!(
+        "{name}: kept the finished run in {dir} (best epoch {} of {}; validation {}; test {})",
+        result.best_epoch,
+        result.epochs.len(),
+        result.valid.summary(),
+        result.test.summary()
+    );
+    Ok(Some(result))
 }
 
 /// `variants`, or every variant of the paper's tables then the baselines when empty; each
@@ -467,20 +541,37 @@ pub fn ablation_summary(runs: &[AblationRun], reference: &str) -> String {
     table
 }
 
-/// `dumn ablate`: trains every one of `variants` with `seeds` seeds (`s.seed`,
+/// What `dumn ablate` trains: every variant `seeds` times.
+#[derive(Debug, Clone)]
+pub struct AblationPlan {
+    pub variants: Vec<String>,
+    pub seeds: usize,
+    /// Keep finished runs of the same settings and data (see [`finished_run`]).
+    pub resume: bool,
+}
+
+/// `dumn ablate`: trains every one of `plan.variants` with `plan.seeds` seeds (`s.seed`,
 /// `s.seed + 1`, …) on the same examples and split, each to `out/<variant>` (one seed) or
 /// `out/<variant>/seed-<seed>`, prints the per-model and summary tables and writes both to
-/// `out/ablation.md`, with a bar chart of the test AUCs in `out/ablation.svg`. The summary compares every variant with DUMN when it is among them,
-/// else with the first.
+/// `out/ablation.md`, with a bar chart of the test AUCs in `out/ablation.svg`. The summary
+/// compares every variant with DUMN when it is among them, else with the first. With
+/// `plan.resume`, a model whose folder already holds a finished run of the same settings and
+/// data is kept, not trained again (see [`finished_run`]): a long comparison can be
+/// stopped and started again.
 pub async fn ablate(
     s: &TrainSettings,
-    variants: &[String],
-    seeds: usize,
+    plan: &AblationPlan,
     out: &Location,
     engine: &EngineOptions,
     on_rows: impl Fn(u64) + Send + Sync + 'static,
     progress: &dyn Fn(&str) -> Box<dyn Progress>,
 ) -> Result<Vec<AblationRun>> {
+    let AblationPlan {
+        variants,
+        seeds,
+        resume,
+    } = plan;
+    let (seeds, resume) = (*seeds, *resume);
     ensure!(seeds >= 1, "--seeds must be at least 1");
     let set = TrainingSet::prepare(
         &s.source(),
@@ -502,7 +593,14 @@ pub async fn ablate(
                 )
             };
             let settings = TrainSettings { seed, ..s.clone() };
-            let result = train_variant(&set, &settings, v, &dir, progress(&name).as_ref()).await?;
+            let kept = match resume {
+                true => finished_run(&set, &settings, v, &dir, &name).await?,
+                false => None,
+            };
+            let result = match kept {
+                Some(result) => result,
+                None => train_variant(&set, &settings, v, &dir, progress(&name).as_ref()).await?,
+            };
             runs.push(AblationRun {
                 variant: v.clone(),
                 seed,
