@@ -90,6 +90,43 @@ fn eq1_self_attention_weights_are_zero_on_padded_keys() {
 }
 
 #[test]
+fn eq1_2_attending_each_kind_over_its_own_length_equals_attending_over_all_positions() {
+    // The batch's kinds have different longest lengths (some none at all); O over each
+    // kind's own length, padded back, must equal O over the common length.
+    for residual in [false, true] {
+        tch::manual_seed(5);
+        let mut cfg = small_config(Ablation::default());
+        cfg.attention_residual = residual;
+        let model = Dumn::new(cfg, Device::Cpu).unwrap();
+        let (ub, _) = padded_user_batch(&model);
+        let l = ub.seq_mask.size()[2];
+        let lens = ub.seq_lens.clone();
+        assert!(
+            lens.iter().any(|&n| n < l),
+            "kinds of different lengths: {lens:?}"
+        );
+        let lens_of_mask: Vec<i64> = Vec::try_from(
+            ub.seq_mask
+                .sum_dim_intlist(-1, false, Kind::Float)
+                .amax([0], false)
+                .to_kind(Kind::Int64),
+        )
+        .unwrap();
+        assert_eq!(
+            lens, lens_of_mask,
+            "seq_lens is each kind's longest real sequence"
+        );
+        let sa = model.self_attention().unwrap();
+        let e = model.user_step(&ub).seq_emb;
+        let trimmed = sa.forward(&e, &ub.seq_mask, &lens);
+        let full = sa.forward(&e, &ub.seq_mask, &[]);
+        assert_eq!(trimmed.size(), full.size());
+        assert!(max_abs(&full) > 0.0);
+        assert!(max_abs(&(&trimmed - &full)) < 1e-6, "residual {residual}");
+    }
+}
+
+#[test]
 fn eq3_5_target_attention_ignores_padding_and_empty_sequences_pool_to_zero() {
     tch::manual_seed(3);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();

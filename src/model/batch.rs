@@ -7,8 +7,10 @@
 //!
 //! A training [`Batch`] is the special case of one candidate per user row.
 //!
-//! Sequences are padded only to the longest sequence in the batch (never past T): masked
-//! positions contribute exactly zero, so the padding length does not change a score.
+//! Sequences are padded only to the longest sequence in the batch (never past T), and
+//! [`UserBatch::seq_lens`] records each kind's own longest, so the self-attention's `L²`
+//! work is done per kind: masked positions contribute exactly zero, so neither length
+//! changes a score.
 
 use anyhow::{bail, ensure, Result};
 use tch::{Device, Tensor};
@@ -76,6 +78,10 @@ pub struct UserBatch {
     pub seq_idx: Tensor,
     /// `[U, S, L]` 1.0 at real items, 0.0 at padding.
     pub seq_mask: Tensor,
+    /// `[S]`, on the host: the longest real sequence of each kind in the batch (0 when no
+    /// user has one). Positions past it are padding for every user, so the self-attention
+    /// attends each kind over its own length (`L` is the longest of all kinds).
+    pub seq_lens: Vec<i64>,
 }
 
 /// Candidates grouped by user: row `u` holds user `u`'s candidates.
@@ -149,6 +155,9 @@ impl UserBatch {
             .max()
             .unwrap_or(0)
             .max(1);
+        let seq_lens: Vec<i64> = (0..s)
+            .map(|k| seqs.iter().map(|u| u[k].len()).max().unwrap_or(0) as i64)
+            .collect();
         let item_field = &schema.item_fields[0];
         let mut idx = vec![0i64; users.len() * s * len];
         let mut mask = vec![0f32; users.len() * s * len];
@@ -170,6 +179,7 @@ impl UserBatch {
             seq_mask: Tensor::from_slice(&mask)
                 .view([u, s, len])
                 .to_device(device),
+            seq_lens,
         })
     }
 

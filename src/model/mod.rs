@@ -297,7 +297,7 @@ impl Dumn {
             seq_emb += p.forward(&mask);
         }
         let o = match &self.self_attention {
-            Some(sa) => sa.forward(&seq_emb, &mask),
+            Some(sa) => sa.forward(&seq_emb, &mask, &users.seq_lens),
             None => seq_emb.shallow_clone(),
         };
         let keys = self.target_attention.as_ref().map(|ta| ta.keys(&o));

@@ -77,17 +77,30 @@ impl SelfAttention {
         }
     }
 
+    /// The weights of sequences `[from, from + n)`.
+    fn slice(&self, from: i64, n: i64) -> Weights {
+        let narrow = |t: &Tensor| t.narrow(0, from, n);
+        Weights {
+            w_q: narrow(&self.w_q),
+            w_k: narrow(&self.w_k),
+            w_v: narrow(&self.w_v),
+            w_f: narrow(&self.w_f),
+            norm: self.norm.as_ref().map(|(g, b)| (narrow(g), narrow(b))),
+        }
+    }
+
     /// Per-head q, k, v: `[U, S, L, H, E/H]` each.
-    fn qkv(&self, e: &Tensor) -> (Tensor, Tensor, Tensor) {
+    fn qkv(&self, w: &Weights, e: &Tensor) -> (Tensor, Tensor, Tensor) {
         let (u, s, l, d) = e.size4().unwrap();
         let x = e.view([u, s, l, self.heads, d / self.heads]);
         let proj = |w: &Tensor| einsum("uslhd,shde->uslhe", &[&x, w]);
-        (proj(&self.w_q), proj(&self.w_k), proj(&self.w_v))
+        (proj(&w.w_q), proj(&w.w_k), proj(&w.w_v))
     }
 
     /// The attention weights of eq. 1: `[U, S, H, L(query), L(key)]`; zero on padded keys.
     pub fn weights(&self, e: &Tensor, mask: &Tensor) -> Tensor {
-        let (q, k, _) = self.qkv(e);
+        let all = self.slice(0, e.size()[1]);
+        let (q, k, _) = self.qkv(&all, e);
         self.weights_from(&q, &k, mask)
     }
 
@@ -100,14 +113,43 @@ impl SelfAttention {
         masked_softmax(&logits, &key_mask).view([u, s, self.heads, l, l])
     }
 
-    /// `e`: `[U, S, L, E]`, `mask`: `[U, S, L]` → `O`: `[U, S, L, E]` (eq. 2), zero at padding.
-    pub fn forward(&self, e: &Tensor, mask: &Tensor) -> Tensor {
+    /// `e`: `[U, S, L, E]`, `mask`: `[U, S, L]` → `O`: `[U, S, L, E]` (eq. 2), zero at
+    /// padding. `lengths` (`[S]`, on the host, see [`super::UserBatch::seq_lens`]): no
+    /// user has a real position past `lengths[s]` in sequence `s`, so each sequence is
+    /// attended over its own length and padded back to `L` with zeros; the result equals
+    /// attending over all `L` positions (masked keys weigh exactly zero), and costs the
+    /// `L²` terms of the longest kind only once. An empty `lengths` attends over all `L`.
+    pub fn forward(&self, e: &Tensor, mask: &Tensor, lengths: &[i64]) -> Tensor {
+        let (_, s, l, _) = e.size4().unwrap();
+        if lengths.is_empty() || lengths.iter().all(|&n| n >= l) {
+            return self.attend(&self.slice(0, s), e, mask);
+        }
+        let parts: Vec<Tensor> = (0..s)
+            .map(|k| {
+                let n = lengths[k as usize].clamp(0, l);
+                let e_k = e.narrow(1, k, 1);
+                if n == 0 {
+                    return e_k.zeros_like();
+                }
+                let out = self.attend(
+                    &self.slice(k, 1),
+                    &e_k.narrow(2, 0, n),
+                    &mask.narrow(1, k, 1).narrow(2, 0, n),
+                );
+                out.constant_pad_nd([0, 0, 0, l - n])
+            })
+            .collect();
+        Tensor::cat(&parts, 1)
+    }
+
+    /// Eq. 1-2 with the weights `w` of `e`'s sequences.
+    fn attend(&self, w: &Weights, e: &Tensor, mask: &Tensor) -> Tensor {
         let (u, s, l, d) = e.size4().unwrap();
-        let (q, k, v) = self.qkv(e);
+        let (q, k, v) = self.qkv(w, e);
         let att = self.weights_from(&q, &k, mask); // [U, S, H, L, L]
         let heads = einsum("ushqk,uskhd->usqhd", &[&att, &v]).reshape([u, s, l, d]);
-        let out = einsum("usle,sef->uslf", &[&heads, &self.w_f]);
-        let out = match &self.norm {
+        let out = einsum("usle,sef->uslf", &[&heads, &w.w_f]);
+        let out = match &w.norm {
             Some((gain, bias)) => {
                 let x = (e + out).layer_norm([d], None::<Tensor>, None::<Tensor>, 1e-5, false);
                 x * gain.view([1, s, 1, d]) + bias.view([1, s, 1, d])
@@ -116,6 +158,15 @@ impl SelfAttention {
         };
         out * mask.unsqueeze(-1)
     }
+}
+
+/// [`SelfAttention`]'s weights for a run of sequences (views, no copies).
+struct Weights {
+    w_q: Tensor,
+    w_k: Tensor,
+    w_v: Tensor,
+    w_f: Tensor,
+    norm: Option<(Tensor, Tensor)>,
 }
 
 /// Eq. 3-5: attention of the target (user, item) over each sequence's positions.
