@@ -316,7 +316,7 @@ pub struct ModelConfig {
     /// Deviation from eq. 4: a learned null position in the target attention's softmax,
     /// with a zero value, so the pooled `f` grows with the number of matching positions
     /// (one dislike vs four) instead of being a pure average. Off by default: validation
-    /// preferred the plain softmax (README, "Training: measured"). False in older models.
+    /// preferred the plain softmax (docs/training.md, "Measured"). False in older models.
     #[serde(default)]
     pub count_aware_pooling: bool,
     /// Not in the paper: a learned vector per sequence and position bucket (newest 0, then
