@@ -113,15 +113,15 @@ impl TripletLoss {
         pool.index_select(0, &idx)
     }
 
-    /// Per user: for anchors `q` `[N, E]` and each anchor's own items `[N, L, E]` with their
-    /// mask `[N, L]`, the chosen item `[N, E]` (least similar when `farthest`, else most
-    /// similar; a random valid one in random mode). A row without any valid item gets an
-    /// arbitrary one, which the caller masks out.
-    fn pick_own(&self, q: &Tensor, items: &Tensor, mask: &Tensor, farthest: bool) -> Tensor {
+    /// Per user: for anchors `q` `[N, E]` and each anchor's own items `[N, L, E]` (with
+    /// their L2-normalised copy) and mask `[N, L]`, the chosen item `[N, E]` (least
+    /// similar when `farthest`, else most similar; a random valid one in random mode). A
+    /// row without any valid item gets an arbitrary one, which the caller masks out.
+    fn pick_own(&self, q: &Tensor, items: &OwnItems, farthest: bool) -> Tensor {
         let score = match self.mode {
-            TripletMode::Random | TripletMode::Off => Tensor::rand_like(mask),
+            TripletMode::Random | TripletMode::Off => Tensor::rand_like(&items.mask),
             TripletMode::Hardest => {
-                let sim = einsum("ne,nle->nl", &[&l2_normalize(q), &l2_normalize(items)]);
+                let sim = einsum("ne,nle->nl", &[&l2_normalize(q), &items.normed]);
                 if farthest {
                     -sim
                 } else {
@@ -131,24 +131,39 @@ impl TripletLoss {
         }
         .detach();
         // Padding never wins the argmax.
-        let idx = (score + (mask - 1.0) * 1e9).argmax(1, true); // [N, 1]
-        let e = items.size()[2];
+        let idx = (score + (&items.mask - 1.0) * 1e9).argmax(1, true); // [N, 1]
+        let e = items.emb.size()[2];
         items
+            .emb
             .gather(1, &idx.unsqueeze(-1).expand([-1, 1, e], false), false)
             .squeeze_dim(1)
     }
 
     /// Eq. 20 with per-user sampling; see [`Self::forward`].
-    fn forward_per_user(&self, q_all: &Tensor, seq_emb: &Tensor, mask: &Tensor) -> Tensor {
+    fn forward_per_user(
+        &self,
+        q_all: &Tensor,
+        seq_emb: &Tensor,
+        mask: &Tensor,
+        lengths: &[i64],
+    ) -> Tensor {
         let mut total = Tensor::zeros([], (Kind::Float, q_all.device()));
+        // Each kind's items once, cut to the kind's longest sequence in the batch (None
+        // when no user has one: its pairs add nothing).
+        let kinds: Vec<Option<OwnItems>> = (0..seq_emb.size()[1])
+            .map(|k| OwnItems::new(seq_emb, mask, k, lengths))
+            .collect();
         for &(s, pos_k, neg_k) in &self.pairs {
+            let (Some(pos_items), Some(neg_items)) =
+                (&kinds[pos_k as usize], &kinds[neg_k as usize])
+            else {
+                continue;
+            };
             let q = q_all.select(1, s);
-            let (pos_items, pos_mask) = (seq_emb.select(1, pos_k), mask.select(1, pos_k));
-            let (neg_items, neg_mask) = (seq_emb.select(1, neg_k), mask.select(1, neg_k));
-            let pos = self.pick_own(&q, &pos_items, &pos_mask, true);
-            let neg = self.pick_own(&q, &neg_items, &neg_mask, false);
+            let pos = self.pick_own(&q, pos_items, true);
+            let neg = self.pick_own(&q, neg_items, false);
             // Anchors whose user has both kinds: [N] of 0/1, no host sync.
-            let has = pos_mask.amax(1, false) * neg_mask.amax(1, false);
+            let has = pos_items.mask.amax(1, false) * neg_items.mask.amax(1, false);
             let hinge = triplet_hinge(&q, &pos, &neg, self.margin) * &has;
             total += hinge.sum(Kind::Float) / has.sum(Kind::Float).clamp_min(1.0);
         }
@@ -157,13 +172,20 @@ impl TripletLoss {
 
     /// Eq. 20: `L2 = Σ_k L_k`, each `L_k` averaged over the batch's anchors.
     /// `anchors`: `[N, S, Z]`; `seq_emb`: `[U, S, L, E]` and `mask`: `[U, S, L]` are the batch's
-    /// sequence items; per-user sampling needs one anchor per user row (`N = U`, as in
-    /// training batches).
-    pub fn forward(&self, anchors: &Tensor, seq_emb: &Tensor, mask: &Tensor) -> Tensor {
+    /// sequence items, `lengths` each kind's longest sequence (see
+    /// [`super::UserBatch::seq_lens`]; empty: `L` for all); per-user sampling needs one
+    /// anchor per user row (`N = U`, as in training batches).
+    pub fn forward(
+        &self,
+        anchors: &Tensor,
+        seq_emb: &Tensor,
+        mask: &Tensor,
+        lengths: &[i64],
+    ) -> Tensor {
         let q_all = einsum("nsz,sze->nse", &[anchors, &self.proj]);
         let seq_emb = seq_emb.detach();
         if self.per_user {
-            return self.forward_per_user(&q_all, &seq_emb, mask);
+            return self.forward_per_user(&q_all, &seq_emb, mask, lengths);
         }
         let mut total = Tensor::zeros([], (Kind::Float, anchors.device()));
         for &(s, pos_k, neg_k) in &self.pairs {
@@ -179,6 +201,32 @@ impl TripletLoss {
             total += triplet_hinge(&q, &pos, &neg, self.margin).mean(Kind::Float);
         }
         total
+    }
+}
+
+/// One feedback kind's items of every user row, for per-user picks.
+struct OwnItems {
+    /// `[N, L_k, E]`, `[N, L_k, E]` L2-normalised, `[N, L_k]`.
+    emb: Tensor,
+    normed: Tensor,
+    mask: Tensor,
+}
+
+impl OwnItems {
+    /// Kind `k` of `seq_emb` `[N, S, L, E]` and `mask` `[N, S, L]`, cut to `lengths[k]`
+    /// positions; None when that is 0.
+    fn new(seq_emb: &Tensor, mask: &Tensor, k: i64, lengths: &[i64]) -> Option<Self> {
+        let l = mask.size()[2];
+        let n = lengths.get(k as usize).map_or(l, |&n| n.min(l));
+        if n == 0 {
+            return None;
+        }
+        let emb = seq_emb.select(1, k).narrow(1, 0, n);
+        Some(Self {
+            normed: l2_normalize(&emb),
+            mask: mask.select(1, k).narrow(1, 0, n),
+            emb,
+        })
     }
 }
 
@@ -206,9 +254,10 @@ mod tests {
             &[2, 3, 2],
         );
         let mask = t(&[1.0, 1.0, 0.0, 1.0, 1.0, 0.0], &[2, 3]);
+        let own = OwnItems::new(&items.unsqueeze(1), &mask.unsqueeze(1), 0, &[]).unwrap();
         let hard = loss(TripletMode::Hardest);
-        let far = hard.pick_own(&q, &items, &mask, true);
-        let near = hard.pick_own(&q, &items, &mask, false);
+        let far = hard.pick_own(&q, &own, true);
+        let near = hard.pick_own(&q, &own, false);
         // User 0's least similar own item is (0.5, 0.5): not the pad (cosine 0), not user
         // 1's (-1, 0).
         assert_eq!(Vec::<f32>::try_from(far.get(0)).unwrap(), vec![0.5, 0.5]);
@@ -216,7 +265,7 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(far.get(1)).unwrap(), vec![-1.0, 0.0]);
         let random = loss(TripletMode::Random);
         for _ in 0..20 {
-            let pick = random.pick_own(&q, &items, &mask, true);
+            let pick = random.pick_own(&q, &own, true);
             let row0 = Vec::<f32>::try_from(pick.get(0)).unwrap();
             assert!(row0 == vec![1.0, 0.0] || row0 == vec![0.5, 0.5], "{row0:?}");
         }
@@ -230,16 +279,38 @@ mod tests {
         let mut mask = Tensor::ones([2, 4, 1], (Kind::Float, Device::Cpu));
         let _ = mask.get(1).get(1).fill_(0.0);
         let q = Tensor::randn([2, 4, 2], (Kind::Float, Device::Cpu));
-        let both = hard.forward_per_user(&q, &seq, &mask);
+        let both = hard.forward_per_user(&q, &seq, &mask, &[]);
         // The same loss with user 1's anchor changed: the click and unclick pairs ignore it.
         let q2 = q.copy();
         let _ = q2.get(1).narrow(0, 0, 2).fill_(5.0);
-        let changed = hard.forward_per_user(&q2, &seq, &mask);
+        let changed = hard.forward_per_user(&q2, &seq, &mask, &[]);
         assert!((both.double_value(&[]) - changed.double_value(&[])).abs() < 1e-6);
         mask = mask.fill_(0.0);
         assert_eq!(
-            hard.forward_per_user(&q, &seq, &mask).double_value(&[]),
+            hard.forward_per_user(&q, &seq, &mask, &[])
+                .double_value(&[]),
             0.0
         );
+    }
+
+    #[test]
+    fn cutting_each_kind_to_its_longest_sequence_changes_nothing() {
+        tch::manual_seed(8);
+        let hard = loss(TripletMode::Hardest);
+        let seq = Tensor::randn([3, 4, 5, 2], (Kind::Float, Device::Cpu));
+        // Clicks up to 5 long, unclicks up to 3, likes 1, no dislikes at all.
+        let lens = [[5i64, 3, 1, 0], [2, 1, 0, 0], [4, 3, 1, 0]];
+        let mask = Tensor::zeros([3, 4, 5], (Kind::Float, Device::Cpu));
+        for (u, kinds) in lens.iter().enumerate() {
+            for (k, &n) in kinds.iter().enumerate() {
+                let _ = mask.get(u as i64).get(k as i64).narrow(0, 0, n).fill_(1.0);
+            }
+        }
+        let seq = &seq * mask.unsqueeze(-1);
+        let q = Tensor::randn([3, 4, 2], (Kind::Float, Device::Cpu));
+        let full = hard.forward_per_user(&q, &seq, &mask, &[]);
+        let cut = hard.forward_per_user(&q, &seq, &mask, &[5, 3, 1, 0]);
+        assert!(full.double_value(&[]) > 0.0);
+        assert!((full.double_value(&[]) - cut.double_value(&[])).abs() < 1e-6);
     }
 }

@@ -461,8 +461,12 @@ impl Dumn {
                 let w = mem.write(h);
                 let l2 = match &self.triplet {
                     Some(t) => {
-                        t.forward(&w.anchors, &state.seq_emb, &state.mask)
-                            * self.config.triplet_weight
+                        t.forward(
+                            &w.anchors,
+                            &state.seq_emb,
+                            &state.mask,
+                            &batch.users.seq_lens,
+                        ) * self.config.triplet_weight
                     }
                     None => zero(),
                 };
