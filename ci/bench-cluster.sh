@@ -9,6 +9,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 dumn_release_binary
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-cluster}"
+# Absolute: the job files written below name their paths from their own folder.
+mkdir -p "$WORK" && WORK="$(cd "$WORK" && pwd)"
 DATE="2026-11-15"
 TASKS=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
 mkdir -p "$WORK"

@@ -16,6 +16,8 @@ DEVICE="${1:-cpu}"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 dumn_release_binary
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-score}"
+# Absolute: the job files written below name their paths from their own folder.
+mkdir -p "$WORK" && WORK="$(cd "$WORK" && pwd)"
 mkdir -p "$WORK"
 DATE="2026-11-15"
 

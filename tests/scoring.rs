@@ -549,3 +549,72 @@ fn wrong_arguments_are_planning_errors_that_name_the_argument() {
         );
     });
 }
+
+#[test]
+fn a_job_file_elsewhere_runs_from_any_folder_under_env_and_set_overrides() {
+    let fx = Fixture::new(15);
+    // Relative paths, read from the job file's folder.
+    std::fs::create_dir(fx.path("jobs")).unwrap();
+    let job = fx.path("jobs/nightly.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "data = \"../data\"\nmodel = \"../model\"\nout = \"../out\"\ndate = \"{}\"\n\
+             device = \"cpu\"\ntop_k = 7\nbatch_size = 64\n",
+            fx.date()
+        ),
+    )
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let job_arg = job.to_str().unwrap();
+    let max_rank = |fx: &Fixture| i64s(&day_rows(fx, "ranking"), "rank").into_iter().max();
+
+    // The environment beats the file; progress goes to the log as plain lines.
+    let env = [("DUMN_TOP_K", "5"), ("DUMN_PROGRESS_SECONDS", "0")];
+    let (ok, stdout, stderr) = run_dumn_in(elsewhere.path(), &["run", job_arg], &env);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(marker(&fx, "ranking")["top_k"], 5, "{stdout}");
+    assert_eq!(max_rank(&fx), Some(Some(5)));
+    assert!(
+        stderr.lines().any(|l| l.starts_with("progress: ")),
+        "progress lines without a terminal: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing written in the working folder"
+    );
+
+    // The last line of stdout is the run's summary, one JSON object.
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap()).expect("a JSON last line");
+    let version = artifact::read_manifest(&fx.path("model"))
+        .unwrap()
+        .model_version;
+    assert_eq!(summary["model_version"], version.as_str());
+    assert_eq!(summary["date"], fx.date().as_str());
+    assert_eq!(
+        summary["scores"]["rows"],
+        day_rows(&fx, "scores").num_rows() as u64
+    );
+    assert_eq!(
+        summary["ranking"]["rows"],
+        day_rows(&fx, "ranking").num_rows() as u64
+    );
+    assert!(summary["scores"]["files"].as_u64().unwrap() >= 1);
+    assert!(summary["total_seconds"].as_f64().unwrap() > 0.0);
+
+    // --set beats the environment.
+    let (ok, stdout, stderr) = run_dumn_in(
+        elsewhere.path(),
+        &["run", job_arg, "--set", "top_k=3"],
+        &env,
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(marker(&fx, "ranking")["top_k"], 3);
+    assert_eq!(max_rank(&fx), Some(Some(3)));
+
+    // A key that does not exist is named.
+    let (ok, _, stderr) = run_dumn_in(elsewhere.path(), &["run", job_arg, "--set", "topk=3"], &[]);
+    assert!(!ok && stderr.contains("no key `topk`"), "{stderr}");
+}

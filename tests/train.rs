@@ -345,6 +345,46 @@ fn a_cpu_run_with_the_same_seed_repeats() {
     assert_eq!(hashes[0], hashes[1], "same seed, same data: same weights");
 }
 
+#[test]
+fn a_training_job_elsewhere_runs_from_any_folder_under_env_and_set_and_ends_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    gen_into(&dir.path().join("data"));
+    std::fs::create_dir(dir.path().join("jobs")).unwrap();
+    let job = dir.path().join("jobs/train.toml");
+    std::fs::write(
+        &job,
+        "data = \"../data\"\nout = \"../model\"\nepochs = 3\nseq_len = 20\n\
+         memory_slots = 8\nslot_dim = 4\ncontroller_dim = 16\ndevice = \"cpu\"\n",
+    )
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run_dumn_in(
+        elsewhere.path(),
+        &["train", "--job", job.to_str().unwrap(), "--set", "epochs=1"],
+        &[("DUMN_SEQ_LEN", "10"), ("DUMN_EPOCHS", "2")],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let model = dir.path().join("model");
+    let manifest = dumn::model::artifact::read_manifest(&model).unwrap();
+    assert_eq!(
+        manifest.config.seq_len, 10,
+        "the environment beats the file"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["result"]["epochs"].as_array().unwrap().len(),
+        1,
+        "--set beats the environment"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap()).expect("a JSON last line");
+    assert_eq!(summary["model_version"], manifest.model_version.as_str());
+    assert_eq!(summary["epochs"], 1);
+    assert!(summary["test"]["auc"].as_f64().is_some(), "{summary}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
+
 /// `dumn ablate` with tiny models for one epoch on generated data, plus `extra` flags:
 /// the temporary folder (kept alive), the output root and the output. Panics on failure.
 fn tiny_ablate(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {

@@ -71,10 +71,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     let before = evaluate_in_memory(&model, &test, 1024, device)?;
     let mut trainer = Trainer::new(&model)?;
-    let bar = ProgressBar::new(args.steps as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}")
-            .unwrap(),
-    );
+    let bar = ProgressBar::with_draw_target(Some(args.steps as u64), super::draw_target())
+        .with_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} {msg}")
+                .unwrap(),
+        );
     let started = Instant::now();
     let mut window = Vec::new();
     let report_every = (args.steps / 10).max(1);

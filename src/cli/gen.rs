@@ -53,10 +53,13 @@ pub async fn run(args: GenArgs) -> Result<()> {
         seed: args.seed,
         ..Default::default()
     };
-    let bar = ProgressBar::new(cfg.users as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} users {per_sec} eta {eta}")
+    let bar = ProgressBar::with_draw_target(Some(cfg.users as u64), super::draw_target())
+        .with_style(
+            ProgressStyle::with_template(
+                "{bar:30} {human_pos}/{human_len} users {per_sec} eta {eta}",
+            )
             .expect("a valid template"),
-    );
+        );
     let started = Instant::now();
     let progress = bar.clone();
     let summary = write_logs(&cfg, &out, move |done| progress.set_position(done)).await?;

@@ -11,11 +11,13 @@ pub mod sql;
 pub mod train;
 
 use std::future::Future;
-use std::time::Duration;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use dumn::engine::session::{parse_memory, EngineOptions};
 
@@ -29,9 +31,81 @@ pub fn block_on<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
         .block_on(f)
 }
 
-/// A spinner counting rows, with the rate; hidden when stderr is not a terminal.
+/// Where progress bars draw: on stderr when it is a terminal; otherwise as plain lines on
+/// stderr, one every `DUMN_PROGRESS_SECONDS` seconds (default 5), for a scheduler's log.
+pub fn draw_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        return ProgressDrawTarget::stderr();
+    }
+    let every = std::env::var("DUMN_PROGRESS_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(5.0);
+    let hz = if every < 1.0 { 20 } else { 1 };
+    ProgressDrawTarget::term_like_with_hz(
+        Box::new(LogLines {
+            every: Duration::from_secs_f64(every),
+            last: Mutex::new(None),
+        }),
+        hz,
+    )
+}
+
+/// A progress "terminal" that writes a bar's text as a line, at most once per `every`.
+#[derive(Debug)]
+struct LogLines {
+    every: Duration,
+    last: Mutex<Option<Instant>>,
+}
+
+impl TermLike for LogLines {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        // The bar itself (`[====>   ]`) and the spinner's glyph say nothing in a log.
+        let text: String = s
+            .split_whitespace()
+            .filter(|w| !w.starts_with('[') && !w.ends_with(']') && w.chars().count() > 1)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if text.is_empty() {
+            return Ok(());
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= self.every) {
+            *last = Some(Instant::now());
+            eprintln!("progress: {text}");
+        }
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A spinner counting rows, with the rate (see [`draw_target`]).
 pub fn row_spinner(what: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner().with_style(
+    let bar = ProgressBar::with_draw_target(None, draw_target()).with_style(
         ProgressStyle::with_template("{spinner} {elapsed:>4} {human_pos} {msg} ({per_sec})")
             .expect("a valid template"),
     );
@@ -40,10 +114,10 @@ pub fn row_spinner(what: &str) -> ProgressBar {
     bar
 }
 
-/// A bar counting rows towards `total`, with the rate and the time left; hidden when
-/// stderr is not a terminal.
+/// A bar counting rows towards `total`, with the rate and the time left (see
+/// [`draw_target`]).
 pub fn row_bar(what: &str, total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total).with_style(
+    let bar = ProgressBar::with_draw_target(Some(total), draw_target()).with_style(
         ProgressStyle::with_template(
             "{elapsed:>4} [{bar:30}] {human_pos}/{human_len} {msg} ({per_sec}, {eta} left)",
         )

@@ -51,8 +51,14 @@ pub struct ClusterArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The job file (TOML): inputs, model, output root and options; see jobs/demo.toml.
+    /// The job file (TOML): inputs, model, output root and options; see jobs/demo.toml and
+    /// docs/job-file.md. Relative paths in it are read from its folder.
     pub job: PathBuf,
+    /// Set any job key: KEY=VALUE (e.g. --set top_k=10, --set tables.candidates=s3://…);
+    /// repeatable. Beats the job file and DUMN_<KEY> environment variables; --date,
+    /// --device and --batch-size beat it.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// The day to score, YYYY-MM-DD: sequences hold feedback strictly before its midnight,
     /// and the tables go to dt=YYYY-MM-DD/. Default: the job's `date`, else today (UTC).
     #[arg(long, value_name = "YYYY-MM-DD")]
@@ -66,7 +72,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let job = Job::read(&args.job)?;
+    let job = Job::read(&args.job, &args.set)?;
     let date = job.date(args.date.as_deref())?;
     let scorer = args.model.scorer(&job.model, Some(&job)).await?;
     // The bar appears once scoring starts, when the number of candidates is known.
@@ -88,5 +94,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(bar) = bar.get() {
         bar.finish_and_clear();
     }
-    result
+    // The last line: one JSON object for schedulers and log shippers.
+    println!("{}", serde_json::to_string(&result?)?);
+    Ok(())
 }

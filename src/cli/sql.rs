@@ -146,7 +146,7 @@ async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
 pub async fn run(args: SqlArgs) -> Result<()> {
     match &args.job {
         Some(path) => {
-            let mut job = Job::read(path)?;
+            let mut job = Job::read(path, &[])?;
             if let Some(m) = &args.model {
                 job.model = m.clone();
             }

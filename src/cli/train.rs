@@ -17,7 +17,7 @@ use dumn::model::artifact;
 use dumn::model::device::DeviceChoice;
 use dumn::training::evaluate::Label;
 use dumn::training::fit::{EpochRecord, Progress, Schedule};
-use dumn::training::settings::{PrepareOptions, Source, TrainSettings};
+use dumn::training::settings::{self, PrepareOptions, Source, TrainSettings};
 use dumn::training::workflow::{self as training, TrainingSet};
 
 use super::{row_spinner, EngineArgs};
@@ -128,9 +128,15 @@ pub struct TrainFlags {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A TOML job file (see jobs/train-demo.toml); flags override it.
+    /// A TOML job file (see jobs/train-demo.toml and docs/job-file.md); relative paths in it
+    /// are read from its folder. Flags, then --set, then DUMN_<KEY> environment variables
+    /// override it.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
+    /// Set any job key: KEY=VALUE (e.g. --set epochs=3); repeatable. Beats the job file and
+    /// the environment; a dedicated flag beats it.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     #[command(flatten)]
     pub flags: TrainFlags,
     #[command(flatten)]
@@ -141,7 +147,12 @@ impl TrainArgs {
     /// The job file (if any) under the flags: the settings, resolved.
     fn settings(&self) -> Result<TrainSettings> {
         let flags = toml::Table::try_from(&self.flags).context("reading the flags")?;
-        job_file::load(self.job.as_deref(), flags)
+        let layers = job_file::Layers {
+            file: self.job.as_deref(),
+            set: &self.set,
+            flags,
+        };
+        job_file::load(settings::KEYS, layers)
     }
 }
 
@@ -153,7 +164,7 @@ struct Bar {
 
 impl Bar {
     fn new(name: &str) -> Self {
-        let bar = ProgressBar::new(0).with_style(
+        let bar = ProgressBar::with_draw_target(Some(0), super::draw_target()).with_style(
             ProgressStyle::with_template(
                 "{bar:30} {human_pos}/{human_len} {msg} {prefix} {per_sec} eta {eta}",
             )
@@ -211,6 +222,7 @@ async fn prepare(
 }
 
 pub async fn run(args: TrainArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     let s = args.settings()?;
     let out = Location::parse(
         s.out
@@ -220,7 +232,23 @@ pub async fn run(args: TrainArgs) -> Result<()> {
     publish::check_writable(&out).await?;
     let options = s.prepare_options(training::reads_merged_feedback(&[&s.variant]))?;
     let set = prepare(&s.source(), &options, &args.engine).await?;
-    training::train_variant(&set, &s, &s.variant, &out, &Bar::new(&s.variant)).await?;
+    let trained =
+        training::train_variant(&set, &s, &s.variant, &out, &Bar::new(&s.variant)).await?;
+    // The last line: one JSON object for schedulers and log shippers.
+    let fit = &trained.fit;
+    let summary = serde_json::json!({
+        "model_version": trained.model_version,
+        "out": out.to_string(),
+        "variant": s.variant,
+        "label": s.label.column(),
+        "rows": set.rows,
+        "best_epoch": fit.best_epoch,
+        "epochs": fit.epochs.len(),
+        "valid": fit.valid,
+        "test": fit.test,
+        "total_seconds": started.elapsed().as_secs_f64(),
+    });
+    println!("{summary}");
     Ok(())
 }
 
@@ -374,6 +402,7 @@ mod tests {
         std::fs::write(&job, "data = \"d\"\nepochs = 3\nvariant = \"BASE_DIN\"\n").unwrap();
         let args = TrainArgs {
             job: Some(job.clone()),
+            set: vec![],
             flags: TrainFlags {
                 epochs: Some(7),
                 device: Some(DeviceChoice::Cpu),
@@ -388,7 +417,12 @@ mod tests {
         let s = args.settings().unwrap();
         assert_eq!(s.epochs, 7, "the flag wins");
         assert_eq!(s.variant, "BASE_DIN", "the file beats the default");
-        assert_eq!(s.data.as_deref(), Some("d"));
+        let folder = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            s.data,
+            Some(folder.join("d").display().to_string()),
+            "a relative path of the file is read from its folder"
+        );
         assert_eq!(s.device, DeviceChoice::Cpu);
         assert_eq!(s.label, Label::Dislike);
         assert_eq!(s.batch_size, TrainSettings::default().batch_size);

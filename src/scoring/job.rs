@@ -1,8 +1,9 @@
 //! A scoring job file (`jobs/demo.toml`): inputs, model, output root and options.
 //!
-//! Contract: [`Job::read`] reads the file with [`crate::io::job_file::load`]; unknown keys
-//! are errors naming the key; `dislike_threshold` lies in [0, 1] and `top_k` is at least 1.
-//! Relative paths are read from the folder the command runs in.
+//! Contract: [`Job::read`] reads the file with [`crate::io::job_file::load`] under `--set`
+//! and `DUMN_<KEY>` overrides; unknown keys are errors naming the key; `dislike_threshold`
+//! lies in [0, 1] and `top_k` is at least 1. Relative paths in the file are read from the
+//! file's folder ([`KEYS`] says which keys are locations).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,11 +13,12 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::data::contract::Inputs;
-use crate::io::{job_file, Location};
+use crate::io::job_file::{self, key, Key, KeyKind, Layers};
+use crate::io::Location;
 use crate::model::device::DeviceChoice;
 
-/// A scoring job file (TOML; see jobs/demo.toml). Relative paths are read from the folder
-/// the command runs in.
+/// A scoring job file (TOML; see jobs/demo.toml and docs/job-file.md). Relative paths in
+/// the file are read from the file's folder.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
@@ -60,10 +62,33 @@ fn default_top_k() -> usize {
     50
 }
 
+/// The keys of a scoring job, and which are locations.
+pub const KEYS: &[Key] = &[
+    key("data", KeyKind::Location),
+    key("tables", KeyKind::Locations),
+    key("adapter", KeyKind::NameOrSqlFile),
+    key("model", KeyKind::Location),
+    key("out", KeyKind::Location),
+    key("date", KeyKind::Value),
+    key("sql", KeyKind::Location),
+    key("scores_sql", KeyKind::Location),
+    key("ranking_sql", KeyKind::Location),
+    key("batch_size", KeyKind::Value),
+    key("device", KeyKind::Value),
+    key("dislike_threshold", KeyKind::Value),
+    key("top_k", KeyKind::Value),
+];
+
 impl Job {
-    /// Reads and checks a job file.
-    pub fn read(path: &Path) -> Result<Job> {
-        let job: Job = job_file::load(Some(path), toml::Table::new())?;
+    /// Reads and checks a job file, under `set` (`--set KEY=VALUE`) and the `DUMN_<KEY>`
+    /// environment variables.
+    pub fn read(path: &Path, set: &[String]) -> Result<Job> {
+        let layers = Layers {
+            file: Some(path),
+            set,
+            flags: toml::Table::new(),
+        };
+        let job: Job = job_file::load(KEYS, layers)?;
         ensure!(
             (0.0..=1.0).contains(&job.dislike_threshold),
             "in the job file {}: dislike_threshold must be between 0 and 1, not {}",
@@ -94,5 +119,15 @@ impl Job {
                 .with_context(|| format!("`{d}` is not a date; write YYYY-MM-DD")),
             None => Ok(chrono::Utc::now().date_naive()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_list_is_exactly_the_jobs_keys() {
+        job_file::check_keys::<Job>(KEYS).unwrap();
     }
 }

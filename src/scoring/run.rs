@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::{NaiveDate, SubsecRound};
 use datafusion::prelude::{DataFrame, SessionContext};
+use serde::Serialize;
 
 use super::job::Job;
 use super::session::Scoring;
@@ -25,7 +26,7 @@ use crate::data::contract;
 use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
 use crate::engine::session::EngineOptions;
-use crate::io::parquet::stage_parquet;
+use crate::io::parquet::{stage_parquet, WriteSummary};
 use crate::io::{publish, Location};
 use crate::model::device::describe;
 use crate::model::scorer::Scorer;
@@ -40,7 +41,7 @@ pub async fn run(
     engine: &EngineOptions,
     cluster: Option<&str>,
     on_rows: impl Fn(u64, u64) + Send + Sync + 'static,
-) -> Result<()> {
+) -> Result<RunSummary> {
     let out = Location::parse(&job.out)?;
     let day = format!("dt={date}");
     let scores_at = out.join("scores").join(&day);
@@ -73,7 +74,7 @@ async fn score_day(
     cluster: Option<&str>,
     started: Instant,
     on_rows: impl Fn(u64, u64) + Send + Sync + 'static,
-) -> Result<()> {
+) -> Result<RunSummary> {
     let Scoring {
         ctx,
         scorer,
@@ -203,7 +204,42 @@ async fn score_day(
         ranked.rows, job.top_k, job.dislike_threshold
     );
     println!("done in {secs:.2}s");
-    Ok(())
+    let table = |at: &Location, w: &WriteSummary| TableSummary {
+        location: at.to_string(),
+        rows: w.rows,
+        files: w.files,
+    };
+    Ok(RunSummary {
+        date: date.to_string(),
+        model_version: version,
+        scores: table(scores_at, &scored),
+        ranking: table(ranking_at, &ranked),
+        scoring_seconds: scoring_secs,
+        model_seconds: cluster.is_none().then_some(stats.model_time.as_secs_f64()),
+        total_seconds: secs,
+    })
+}
+
+/// What a run wrote: `dumn run` prints it as its last line, one JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub date: String,
+    pub model_version: String,
+    pub scores: TableSummary,
+    pub ranking: TableSummary,
+    /// Start to the score table written.
+    pub scoring_seconds: f64,
+    /// Time inside the model (None on a cluster, where the executors run it).
+    pub model_seconds: Option<f64>,
+    pub total_seconds: f64,
+}
+
+/// One published table of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableSummary {
+    pub location: String,
+    pub rows: u64,
+    pub files: usize,
 }
 
 /// Runs the team's own script at `custom`, or the embedded `default`, and returns the view

@@ -1,11 +1,12 @@
 //! The settings of `dumn train`, `dumn ablate` and `dumn eval`, resolved in one place.
 //!
 //! Contract: a [`TrainSettings`] is read by [`crate::io::job_file::load`] from a TOML job
-//! file (`jobs/train-demo.toml`) with the command's flags laid over it, so a flag beats
-//! the file and the file beats the defaults, which are [`TrainSettings::default`] and, for
-//! the model's hyper-parameters left unset, [`crate::model::ModelConfig::new`]'s (the
-//! paper's). Every key of the file is also a flag of the same name (`-` for `_`); an
-//! unknown key is an error that names it.
+//! file (`jobs/train-demo.toml`) under `DUMN_<KEY>` environment variables, `--set
+//! KEY=VALUE` and the command's flags, so a flag beats the environment, which beats the
+//! file, which beats the defaults: [`TrainSettings::default`] and, for the model's
+//! hyper-parameters left unset, [`crate::model::ModelConfig::new`]'s (the paper's). Every
+//! key of the file is also a flag of the same name (`-` for `_`); an unknown key is an
+//! error that names it. Relative paths in the file are read from its folder ([`KEYS`]).
 
 use std::path::PathBuf;
 
@@ -17,7 +18,44 @@ use super::evaluate::Label;
 use super::fit::Schedule;
 use super::vocabulary::VocabularyOptions;
 use crate::data::sql::parse_time;
+use crate::io::job_file::{key, Key, KeyKind};
 use crate::model::device::DeviceChoice;
+
+/// The keys of a training job, and which are locations.
+pub const KEYS: &[Key] = &[
+    key("data", KeyKind::Location),
+    key("adapter", KeyKind::NameOrSqlFile),
+    key("sql", KeyKind::Location),
+    key("out", KeyKind::Location),
+    key("label", KeyKind::Value),
+    key("variant", KeyKind::Value),
+    key("epochs", KeyKind::Value),
+    key("patience", KeyKind::Value),
+    key("batch_size", KeyKind::Value),
+    key("learning_rate", KeyKind::Value),
+    key("weight_decay", KeyKind::Value),
+    key("dropout", KeyKind::Value),
+    key("lr_schedule", KeyKind::Value),
+    key("attention_residual", KeyKind::Value),
+    key("count_aware_pooling", KeyKind::Value),
+    key("position_buckets", KeyKind::Value),
+    key("memory_write", KeyKind::Value),
+    key("triplets_per_user", KeyKind::Value),
+    key("seq_len", KeyKind::Value),
+    key("memory_slots", KeyKind::Value),
+    key("slot_dim", KeyKind::Value),
+    key("controller_dim", KeyKind::Value),
+    key("shuffle_buffer", KeyKind::Value),
+    key("valid_from", KeyKind::Value),
+    key("test_from", KeyKind::Value),
+    key("max_embedding_rows", KeyKind::Value),
+    // The old name of `max_embedding_rows`, still read.
+    key("max_hash_size", KeyKind::Value),
+    key("min_count", KeyKind::Value),
+    key("seed", KeyKind::Value),
+    key("device", KeyKind::Value),
+    key("work", KeyKind::Location),
+];
 
 /// Every setting of a training job. See `dumn train --help` for each key's meaning.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,5 +225,15 @@ impl TrainSettings {
             merged_feedback,
             as_of_midnight: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_list_is_exactly_the_settings_keys() {
+        crate::io::job_file::check_keys::<TrainSettings>(KEYS).unwrap();
     }
 }

@@ -186,14 +186,22 @@ pub fn reads_merged_feedback<S: AsRef<str>>(variants: &[S]) -> bool {
         .any(|v| Ablation::variant(v.as_ref()).is_some_and(|a| a.reads_merged_feedback()))
 }
 
-/// Trains `variant` on `set` with the settings `s`, saves it to `out` and returns the fit.
+/// A trained and saved model.
+#[derive(Debug)]
+pub struct Trained {
+    pub fit: FitResult,
+    pub model_version: String,
+}
+
+/// Trains `variant` on `set` with the settings `s`, saves it to `out` and returns the fit
+/// and the saved model's version.
 pub async fn train_variant(
     set: &TrainingSet,
     s: &TrainSettings,
     variant: &str,
     out: &Location,
     progress: &dyn Progress,
-) -> Result<FitResult> {
+) -> Result<Trained> {
     let ablation = ablation(variant)?;
     let label = s.label;
     let (likes, dislikes) = (set.feedback.likes, set.feedback.dislikes);
@@ -315,7 +323,10 @@ pub async fn train_variant(
         publish::publish(&staging, out, &serde_json::to_vec_pretty(&marker)?).await?;
     }
     println!("saved model {} to {out}", manifest.model_version);
-    Ok(result)
+    Ok(Trained {
+        fit: result,
+        model_version: manifest.model_version,
+    })
 }
 
 /// The model `train_variant` builds for `variant` from the settings `s` and the
@@ -599,7 +610,11 @@ pub async fn ablate(
             };
             let result = match kept {
                 Some(result) => result,
-                None => train_variant(&set, &settings, v, &dir, progress(&name).as_ref()).await?,
+                None => {
+                    train_variant(&set, &settings, v, &dir, progress(&name).as_ref())
+                        .await?
+                        .fit
+                }
             };
             runs.push(AblationRun {
                 variant: v.clone(),

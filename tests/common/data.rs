@@ -259,3 +259,18 @@ pub fn run_dumn(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// `dumn ARGS` run in the folder `cwd` with `env` added: success, stdout, stderr.
+pub fn run_dumn_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .current_dir(cwd)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
