@@ -126,6 +126,8 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        // The codes are documented in src/io/failure.rs and docs/troubleshooting.md.
+        let code = dumn::io::failure::Failure::of(&e).map_or(1, |f| f.exit_code());
+        std::process::exit(code);
     }
 }

@@ -618,3 +618,46 @@ fn a_job_file_elsewhere_runs_from_any_folder_under_env_and_set_overrides() {
     let (ok, _, stderr) = run_dumn_in(elsewhere.path(), &["run", job_arg, "--set", "topk=3"], &[]);
     assert!(!ok && stderr.contains("no key `topk`"), "{stderr}");
 }
+
+#[test]
+fn exit_codes_tell_bad_input_from_infrastructure_and_timeouts() {
+    let fx = Fixture::new(5);
+    let job = fx.job("job.toml", "");
+    let job = job.to_str().unwrap();
+    // 2: bad input, whether a key, a table or a model.
+    let (code, text) = dumn_exit_code(&["run", job, "--set", "topk=3"], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("bad input") && text.contains("topk"),
+        "{text}"
+    );
+    let (code, text) = dumn_exit_code(&["run", job, "--set", "model=/nowhere/model"], &[]);
+    assert_eq!(code, 2, "{text}");
+    let (code, text) = dumn_exit_code(
+        &[
+            "run",
+            job,
+            "--set",
+            &format!("tables.users={}", fx.path("data/items").display()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "a table without its columns: {text}");
+    // 4: the output's store cannot be reached.
+    let s3 = [
+        ("AWS_ENDPOINT", "http://127.0.0.1:9"),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "k"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+    ];
+    let (code, text) = dumn_exit_code(&["run", job, "--set", "out=s3://nowhere/out"], &s3);
+    assert_eq!(code, 4, "{text}");
+    // 5: the run passed --timeout, and published nothing.
+    let (code, text) = dumn_exit_code(&["run", job, "--timeout", "1ms"], &[]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("--timeout"), "{text}");
+    assert!(!fx.day("scores").exists() && !fx.day("ranking").exists());
+    // 0: the same job, whole.
+    let (code, text) = dumn_exit_code(&["run", job], &[]);
+    assert_eq!(code, 0, "{text}");
+}

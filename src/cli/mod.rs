@@ -20,6 +20,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use dumn::engine::session::{parse_memory, EngineOptions};
+use dumn::io::failure::{Failure, MarkFailure};
 
 /// Runs an async subcommand on a multi-threaded runtime. Its threads get 32 MB stacks, as
 /// in Ballista's own binaries: encoding and decoding a deep query plan recurses.
@@ -29,6 +30,22 @@ pub fn block_on<F: Future<Output = Result<()>>>(f: F) -> Result<()> {
         .thread_stack_size(32 << 20)
         .build()?
         .block_on(f)
+}
+
+/// Runs `f`, failing with a [`Failure::Timeout`] error once `limit` has passed (dropping
+/// the work: what was staged is removed by the next run, and nothing is published).
+pub async fn within<T>(limit: Option<Duration>, f: impl Future<Output = Result<T>>) -> Result<T> {
+    let Some(limit) = limit else {
+        return f.await;
+    };
+    match tokio::time::timeout(limit, f).await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!(
+            "stopped after --timeout {}; nothing was published",
+            humantime::format_duration(limit)
+        ))
+        .failure(Failure::Timeout),
+    }
 }
 
 /// Where progress bars draw: on stderr when it is a terminal; otherwise as plain lines on

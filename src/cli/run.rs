@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// --device and --batch-size beat it.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Stop the run after this long (e.g. 90m, 2h) with exit code 5; the day stays as it
+    /// was. Default: no limit.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// The day to score, YYYY-MM-DD: sequences hold feedback strictly before its midnight,
     /// and the tables go to dt=YYYY-MM-DD/. Default: the job's `date`, else today (UTC).
     #[arg(long, value_name = "YYYY-MM-DD")]
@@ -72,6 +76,10 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    super::within(args.timeout, run_job(&args)).await
+}
+
+async fn run_job(args: &RunArgs) -> Result<()> {
     let job = Job::read(&args.job, &args.set)?;
     let date = job.date(args.date.as_deref())?;
     let scorer = args.model.scorer(&job.model, Some(&job)).await?;

@@ -12,6 +12,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use dumn::io::failure::{Failure, MarkFailure};
 use dumn::io::{job_file, publish, Location};
 use dumn::model::artifact;
 use dumn::model::device::DeviceChoice;
@@ -137,6 +138,10 @@ pub struct TrainArgs {
     /// the environment; a dedicated flag beats it.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Stop after this long (e.g. 90m, 2h) with exit code 5, writing no artifact. Default:
+    /// no limit.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub flags: TrainFlags,
     #[command(flatten)]
@@ -216,12 +221,17 @@ async fn prepare(
     let set = TrainingSet::prepare(source, options, &engine.options(), move |n| {
         progress.set_position(n)
     })
-    .await;
+    .await
+    .failure(Failure::BadInput);
     bar.finish_and_clear();
     set
 }
 
 pub async fn run(args: TrainArgs) -> Result<()> {
+    super::within(args.timeout, train(&args)).await
+}
+
+async fn train(args: &TrainArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let s = args.settings()?;
     let out = Location::parse(
@@ -274,6 +284,10 @@ pub struct AblateArgs {
 
 /// `dumn ablate`: every variant on the same examples and split, then a table.
 pub async fn ablate(args: AblateArgs) -> Result<()> {
+    super::within(args.train.timeout, compare(args)).await
+}
+
+async fn compare(args: AblateArgs) -> Result<()> {
     let s = args.train.settings()?;
     let out = Location::parse(
         s.out
@@ -403,6 +417,7 @@ mod tests {
         let args = TrainArgs {
             job: Some(job.clone()),
             set: vec![],
+            timeout: None,
             flags: TrainFlags {
                 epochs: Some(7),
                 device: Some(DeviceChoice::Cpu),

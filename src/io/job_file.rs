@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 
+use super::failure::{Failure, MarkFailure};
+
 /// How a job file's key is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -71,6 +73,14 @@ pub fn load<T: DeserializeOwned>(keys: &[Key], layers: Layers) -> Result<T> {
 
 /// [`load`] with the environment given as a function.
 pub fn load_with_env<T: DeserializeOwned>(
+    keys: &[Key],
+    layers: Layers,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<T> {
+    merge(keys, layers, env).failure(Failure::BadInput)
+}
+
+fn merge<T: DeserializeOwned>(
     keys: &[Key],
     layers: Layers,
     env: &dyn Fn(&str) -> Option<String>,

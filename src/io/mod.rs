@@ -7,9 +7,11 @@
 //! | [`publish`] | staging folders and the atomic publish of a folder with its `_SUCCESS` marker |
 //! | [`parquet`] | writing a query's result as a Parquet table, all or nothing |
 //! | [`job_file`] | reading a TOML job file, with overrides laid over it |
+//! | [`failure`] | the kinds of failure behind the exit codes |
 //!
 //! This stage calls no other stage of the crate.
 
+pub mod failure;
 pub mod job_file;
 pub mod location;
 pub mod parquet;

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use super::failure::{Failure, MarkFailure};
 use anyhow::{bail, Context, Result};
 use object_store::path::Path as ObjPath;
 use object_store::ObjectStoreExt;
@@ -20,6 +21,10 @@ pub const SUCCESS_MARKER: &str = "_SUCCESS";
 /// Checks that `target` can be written before any long work, by writing (and deleting) a
 /// probe object in its parent folder, which is created when missing.
 pub async fn check_writable(target: &Location) -> Result<()> {
+    writable(target).await.failure(Failure::BadInput)
+}
+
+async fn writable(target: &Location) -> Result<()> {
     let parent = target.parent().unwrap_or_else(|| target.clone());
     match &parent {
         Location::Local(p) => std::fs::create_dir_all(p)

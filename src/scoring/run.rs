@@ -26,6 +26,7 @@ use crate::data::contract;
 use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
 use crate::engine::session::EngineOptions;
+use crate::io::failure::{Failure, MarkFailure};
 use crate::io::parquet::{stage_parquet, WriteSummary};
 use crate::io::{publish, Location};
 use crate::model::device::describe;
@@ -50,7 +51,9 @@ pub async fn run(
     publish::check_writable(&ranking_at).await?;
 
     let started = Instant::now();
-    let scoring = Scoring::open(job, date, scorer, engine, cluster).await?;
+    let scoring = Scoring::open(job, date, scorer, engine, cluster)
+        .await
+        .failure(Failure::BadInput)?;
     let result = score_day(
         job,
         date,

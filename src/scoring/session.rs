@@ -13,6 +13,7 @@ use crate::data::pipeline::{self, ModelInput, Scratch};
 use crate::data::script::{Params, Script};
 use crate::engine::cluster::connect;
 use crate::engine::session::{self, EngineOptions};
+use crate::io::failure::{Failure, MarkFailure};
 use crate::io::Location;
 use crate::model::artifact;
 use crate::model::device::DeviceChoice;
@@ -26,10 +27,12 @@ pub async fn load_scorer(
     device: DeviceChoice,
     batch_size: Option<usize>,
 ) -> Result<Arc<Scorer>> {
-    let device = device.resolve()?;
+    let device = device.resolve().failure(Failure::Infrastructure)?;
     let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
     ensure!(batch_size > 0, "the batch size must be at least 1");
-    let artifact = artifact::open(&Location::parse(model)?, device).await?;
+    let artifact = artifact::open(&Location::parse(model)?, device)
+        .await
+        .failure(Failure::BadInput)?;
     Ok(Arc::new(Scorer::new(artifact, batch_size)))
 }
 

@@ -10,7 +10,7 @@
 //!   epochs without improvement or after `epochs`;
 //! - the model ends with the best epoch's weights, and only then is the test split scored.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use futures::StreamExt;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use tch::Device;
 use super::dataset::{ExampleFiles, Part, Split};
 use super::evaluate::{evaluate, score, Label, Metrics, Scored, EVAL_BATCH};
 use super::step::Trainer;
+use crate::io::failure::{Failure, MarkFailure};
 use crate::model::features::FeatureSchema;
 use crate::model::inputs::from_batch;
 use crate::model::{Batch, Dumn, Example};
@@ -153,16 +154,18 @@ pub async fn fit(
     let train_rows = files.count(&split.predicate(Part::Train)).await?;
     let valid_rows = files.count(&split.predicate(Part::Valid)).await?;
     if train_rows == 0 {
-        bail!(
+        return Err(anyhow!(
             "the {} split has no examples; move the split later",
             split.describe(Part::Train)
-        );
+        ))
+        .failure(Failure::BadInput);
     }
     if valid_rows == 0 {
-        bail!(
+        return Err(anyhow!(
             "the {} split has no examples; early stopping needs one",
             split.describe(Part::Valid)
-        );
+        ))
+        .failure(Failure::BadInput);
     }
     let device = model.device();
     let schema: FeatureSchema = model.config.schema.clone();

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Float32Type;
 use datafusion::prelude::SessionContext;
@@ -31,6 +31,7 @@ use crate::data::pipeline::{self, ModelInput, Scratch};
 use crate::data::script::{self, Params, Script};
 use crate::data::sql::{parse_time, timestamp_literal};
 use crate::engine::session::{self, EngineOptions};
+use crate::io::failure::{Failure, MarkFailure};
 use crate::io::location::{self, Location};
 use crate::io::parquet::write_parquet;
 use crate::io::publish;
@@ -170,13 +171,15 @@ async fn generator_ceiling(ctx: &SessionContext, split: &Split) -> Result<Option
 
 /// The variant named `name`, or an error that lists the known ones.
 pub fn ablation(name: &str) -> Result<Ablation> {
-    Ablation::variant(name).with_context(|| {
-        format!(
-            "unknown variant `{name}`; one of: {}, {}",
-            Ablation::VARIANTS.join(", "),
-            Ablation::BASELINES.join(", ")
-        )
-    })
+    Ablation::variant(name)
+        .with_context(|| {
+            format!(
+                "unknown variant `{name}`; one of: {}, {}",
+                Ablation::VARIANTS.join(", "),
+                Ablation::BASELINES.join(", ")
+            )
+        })
+        .failure(Failure::BadInput)
 }
 
 /// Whether any of `variants` reads `feedback_seq` (see sql/training_examples.sql).
@@ -210,17 +213,21 @@ pub async fn train_variant(
         FeedbackMode::Separate | FeedbackMode::AllInOne
     );
     if needs_explicit && likes + dislikes == 0 {
-        bail!(
+        return Err(anyhow!(
             "the data has no explicit feedback (no like or dislike actions): {variant}'s like and \
              dislike memories would learn nothing; train DUMN_IF (implicit feedback only) or add actions"
-        );
+        ))
+        .failure(Failure::BadInput);
     }
     if label == Label::Dislike && dislikes == 0 {
-        bail!("--label dislike, but the data has no dislike actions to learn from");
+        return Err(anyhow!(
+            "--label dislike, but the data has no dislike actions to learn from"
+        ))
+        .failure(Failure::BadInput);
     }
     let seed = s.seed;
     tch::manual_seed(seed as i64);
-    let device = s.device.resolve()?;
+    let device = s.device.resolve().failure(Failure::Infrastructure)?;
     let vocabularies = set
         .vocabularies
         .as_ref()
@@ -437,7 +444,7 @@ pub fn ablation_variants(variants: &[String]) -> Result<Vec<String>> {
         variants.to_vec()
     };
     for v in &variants {
-        ensure!(Ablation::variant(v).is_some(), "unknown variant `{v}`");
+        ablation(v)?;
     }
     Ok(variants)
 }
@@ -590,7 +597,8 @@ pub async fn ablate(
         engine,
         on_rows,
     )
-    .await?;
+    .await
+    .failure(Failure::BadInput)?;
     let mut runs = Vec::new();
     for v in variants {
         for k in 0..seeds as u64 {
