@@ -43,7 +43,7 @@ enum Command {
     /// strictly before it and both labels; `scoring` gives one row per candidate with the
     /// sequences strictly before --cutoff.
     Sequences(cli::sequences::SequencesArgs),
-    /// Train DUMN from raw logs: time split, Adam, early stopping on validation AUC.
+    /// Train DUMN from raw logs: time split, AdamW, early stopping on validation AUC.
     ///
     /// Builds the training examples with sql/ (or --sql), splits them by time into train,
     /// validation and test, trains with logloss plus the triplet loss, keeps the weights of
@@ -52,8 +52,9 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// The AUC, GAUC and logloss of a saved model on any dataset.
     Eval(cli::train::EvalArgs),
-    /// Train every ablation variant of the paper and two baselines on one split, and print
-    /// the table (AUC and GAUC per variant).
+    /// Train the paper's ablation variants and the baselines on one split, with several
+    /// seeds, and print the table (AUC, GAUC and logloss with intervals, and each model's
+    /// paired difference to DUMN).
     Ablate(cli::train::AblateArgs),
     /// Run a nightly scoring job: score every candidate and write the day's score and
     /// ranking tables.
@@ -78,7 +79,7 @@ enum Command {
     /// Train the model on generated examples with a planted signal, and show it learn.
     ///
     /// Generates users with a long-term taste, a hated topic and short-term drift, trains
-    /// DUMN for --steps Adam steps, prints the loss going down and the AUC on held-out
+    /// DUMN for --steps AdamW steps, prints the loss going down and the AUC on held-out
     /// users, then saves the artifact to --out and checks that reloading it gives the same
     /// scores.
     Demo(cli::demo::DemoArgs),

@@ -17,7 +17,7 @@ use dumn::training::step::Trainer;
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Adam steps to train.
+    /// Optimizer (AdamW) steps to train.
     #[arg(long, default_value_t = 300)]
     steps: usize,
     /// Examples per step.

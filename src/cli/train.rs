@@ -54,10 +54,10 @@ pub struct TrainFlags {
     /// Stop after this many epochs without a better validation AUC.
     #[arg(long)]
     pub patience: Option<usize>,
-    /// Examples per Adam step.
+    /// Examples per optimizer step.
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Adam's learning rate (paper: 0.005).
+    /// AdamW's learning rate (paper: 0.005, with Adam).
     #[arg(long)]
     pub learning_rate: Option<f64>,
     /// AdamW's decoupled weight decay (default 1e-4; 0 is the paper's plain Adam).
@@ -100,7 +100,7 @@ pub struct TrainFlags {
     /// Hidden units of the memory controller, eq. 8 (paper: 512).
     #[arg(long, value_name = "N")]
     pub controller_dim: Option<i64>,
-    /// Rows shuffled together while streaming the train split.
+    /// Rows shuffled together after each epoch's full shuffle, while streaming.
     #[arg(long)]
     pub shuffle_buffer: Option<usize>,
     /// Validation starts here (default: 80% into the impressions' time range).
