@@ -134,6 +134,19 @@ pub struct FitResult {
     pub test_scored: Scored,
 }
 
+impl FitResult {
+    /// `best epoch B of N; validation …; test …`.
+    pub fn summary(&self) -> String {
+        format!(
+            "best epoch {} of {}; validation {}; test {}",
+            self.best_epoch,
+            self.epochs.len(),
+            self.valid.summary(),
+            self.test.summary()
+        )
+    }
+}
+
 /// Progress callbacks: examples seen in the epoch and the running loss.
 pub trait Progress {
     fn epoch_start(&self, epoch: usize, rows: u64);

@@ -312,13 +312,7 @@ pub async fn train_variant(
             ("learning_curve.svg", svg.into_bytes()),
         ],
     )?;
-    println!(
-        "{variant}: best epoch {} of {}; validation {}; test {}",
-        result.best_epoch,
-        result.epochs.len(),
-        result.valid.summary(),
-        result.test.summary()
-    );
+    println!("{variant}: {}", result.summary());
     if !out.is_local() {
         let staging = publish::staging_for(out)?;
         for entry in std::fs::read_dir(&local)? {
@@ -422,11 +416,8 @@ async fn finished_run(
     .await?;
     result.test = result.test_scored.metrics();
     println!(
-        "{name}: kept the finished run in {dir} (best epoch {} of {}; validation {}; test {})",
-        result.best_epoch,
-        result.epochs.len(),
-        result.valid.summary(),
-        result.test.summary()
+        "{name}: kept the finished run in {dir} ({})",
+        result.summary()
     );
     Ok(Some(result))
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -245,29 +246,37 @@ pub fn local_inputs(data: &Path) -> dumn::data::contract::Inputs {
     }
 }
 
-/// Runs the dumn binary with extra environment variables: (success, stdout + stderr).
-pub fn run_dumn(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+/// Runs the dumn binary (in `cwd` when given) with extra environment variables.
+pub fn dumn_output(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"));
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    command
         .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(env.iter().copied())
         .output()
-        .unwrap();
-    let text = format!(
+        .unwrap()
+}
+
+fn stdout_and_stderr(out: &Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    )
+}
+
+/// Runs the dumn binary with extra environment variables: (success, stdout + stderr).
+pub fn run_dumn(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = dumn_output(None, args, &env);
+    (out.status.success(), stdout_and_stderr(&out))
 }
 
 /// `dumn ARGS` run in the folder `cwd` with `env` added: success, stdout, stderr.
 pub fn run_dumn_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .current_dir(cwd)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let out = dumn_output(Some(cwd), args, env);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -277,15 +286,6 @@ pub fn run_dumn_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, St
 
 /// `dumn ARGS` with `env` added: the exit code and stdout + stderr.
 pub fn dumn_exit_code(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let out = dumn_output(None, args, env);
+    (out.status.code().unwrap_or(-1), stdout_and_stderr(&out))
 }
