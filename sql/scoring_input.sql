@@ -3,7 +3,9 @@
 -- One row per candidate (every column of `candidates`, passed through), with:
 --   click_seq, unclick_seq, like_seq, dislike_seq
 --                the item ids of the user's feedback of each kind strictly before
---                ${cutoff}, newest first, at most ${seq_len} each (empty lists when none);
+--                ${cutoff} and matching ${history_since} (the job's lookback_days:
+--                `ts >= <cutoff − N days>`, or TRUE for the whole history), newest first,
+--                at most ${seq_len} each (empty lists when none);
 --   every column of `users` (but user_id) and of `items` (but item_id), NULL when absent.
 -- Candidates with a NULL user_id or item_id are dropped.
 --
@@ -18,7 +20,7 @@ CREATE OR REPLACE VIEW scoring_input AS
 -- Every candidate user gets a group, so that a user without feedback gets empty lists
 -- (dumn_recent skips the NULL item), never NULL.
 WITH events AS (
-    SELECT user_id, item_id, ts, kind FROM feedback WHERE ts < ${cutoff}
+    SELECT user_id, item_id, ts, kind FROM feedback WHERE ts < ${cutoff} AND ${history_since}
     UNION ALL
     SELECT DISTINCT CAST(user_id AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS TIMESTAMP), CAST(NULL AS VARCHAR)
     FROM candidates

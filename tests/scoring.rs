@@ -661,3 +661,51 @@ fn exit_codes_tell_bad_input_from_infrastructure_and_timeouts() {
     let (code, text) = dumn_exit_code(&["run", job], &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn lookback_days_scores_as_if_older_events_were_not_in_the_logs() {
+    let fx = Fixture::new(8);
+    let cutoff = fx.gen.cutoff();
+    let since = cutoff - chrono::Duration::days(2);
+    let scores = |job: &std::path::Path| {
+        let (ok, text) = dumn(&["run", job.to_str().unwrap()]);
+        assert!(ok, "{text}");
+        let b = day_rows(&fx, "scores");
+        let mut rows: Vec<(i64, i64, i64)> = i64s(&b, "user_id")
+            .into_iter()
+            .zip(i64s(&b, "item_id"))
+            .zip(f64s(&b, "ctr"))
+            .map(|((u, i), p)| (u.unwrap(), i.unwrap(), (p.unwrap() * 1e6).round() as i64))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let windowed = scores(&fx.job("window.toml", "lookback_days = 2"));
+    let everything = scores(&fx.job("all.toml", "lookback_days = 0"));
+    assert_ne!(windowed, everything, "older events change scores when kept");
+
+    // The same logs without the events before the window, scored with the whole history.
+    let trimmed = fx.path("trimmed");
+    for table in ["users", "items", "candidates"] {
+        let to = trimmed.join(table);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(fx.path(&format!("data/{table}"))).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    for table in ["impressions", "actions"] {
+        let sql = format!(
+            "COPY (SELECT * FROM t WHERE ts >= TIMESTAMP '{since}') TO '{}/' STORED AS PARQUET",
+            trimmed.join(table).display()
+        );
+        let from = format!("t={}", fx.path(&format!("data/{table}")).display());
+        let (ok, text) = dumn(&["sql", "--table", &from, "-c", &sql]);
+        assert!(ok, "{text}");
+    }
+    let job = fx.job(
+        "trimmed.toml",
+        &format!("data = \"{}\"\nlookback_days = 0", trimmed.display()),
+    );
+    assert_eq!(scores(&job), windowed);
+}

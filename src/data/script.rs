@@ -180,9 +180,24 @@ impl Params {
         Ok(self.with("seq_len", t.to_string()))
     }
 
-    /// Sets `${cutoff}`: only feedback strictly before it enters the scoring input.
+    /// Sets `${cutoff}`: only feedback strictly before it enters the scoring input, and
+    /// `${history_since}` to the whole history (see [`Self::lookback`]).
     pub fn cutoff(self, cutoff: NaiveDateTime) -> Self {
         self.with("cutoff", timestamp_literal(cutoff))
+            .with("history_since", "TRUE")
+    }
+
+    /// Sets `${cutoff}` and `${history_since}`: only feedback of the `days` days before
+    /// `cutoff` enters the scoring input (`ts >= cutoff − days`); 0 keeps the whole history.
+    pub fn lookback(self, cutoff: NaiveDateTime, days: u32) -> Self {
+        let since = match days {
+            0 => "TRUE".to_string(),
+            d => format!(
+                "ts >= {}",
+                timestamp_literal(cutoff - chrono::Duration::days(i64::from(d)))
+            ),
+        };
+        self.cutoff(cutoff).with("history_since", since)
     }
 
     /// Replaces every `${name}` in `sql`; an unset name is an error.

@@ -52,6 +52,19 @@ pub struct Job {
     /// Candidates kept per user in the ranking.
     #[serde(default = "default_top_k")]
     pub top_k: usize,
+    /// Days of feedback before the scored day that build the sequences (0: the whole
+    /// history). Older events are filtered out before any aggregation, and Parquet row
+    /// groups whose `ts` statistics lie before the window are not read.
+    #[serde(default = "default_lookback_days")]
+    pub lookback_days: u32,
+}
+
+/// The default window: wide enough to hold T = 100 events of each kind for nearly every
+/// user of a log with daily activity (see docs/job-file.md).
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 180;
+
+fn default_lookback_days() -> u32 {
+    DEFAULT_LOOKBACK_DAYS
 }
 
 fn default_threshold() -> f64 {
@@ -77,6 +90,7 @@ pub const KEYS: &[Key] = &[
     key("device", KeyKind::Value),
     key("dislike_threshold", KeyKind::Value),
     key("top_k", KeyKind::Value),
+    key("lookback_days", KeyKind::Value),
 ];
 
 impl Job {

@@ -168,6 +168,7 @@ async fn score_day(
             "scored_at": scored_at.to_rfc3339(),
             "dislike_threshold": job.dislike_threshold,
             "top_k": job.top_k,
+            "lookback_days": job.lookback_days,
         })
     };
     let scored = scores.publish(scores_at, marker("scores")).await;

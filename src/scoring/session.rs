@@ -103,7 +103,10 @@ impl Scoring {
     ) -> Result<Preflight> {
         let params = Params::new()
             .seq_len(scorer.manifest().config.seq_len as usize)?
-            .cutoff(date.and_hms_opt(0, 0, 0).expect("midnight"));
+            .lookback(
+                date.and_hms_opt(0, 0, 0).expect("midnight"),
+                job.lookback_days,
+            );
         let last = job.sql.as_deref().map(Script::from_file).transpose()?;
         let (df, checks) = pipeline::prepare(
             ctx,
