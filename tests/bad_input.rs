@@ -239,3 +239,45 @@ fn a_failure_mid_write_leaves_the_previous_output() {
         .collect();
     assert!(names.iter().all(|n| !n.contains("staging")), "{names:?}");
 }
+
+#[test]
+fn an_empty_actions_table_builds_with_a_warning() {
+    use datafusion::arrow::array::{
+        Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path(), IMPRESSIONS);
+    let empty = RecordBatch::try_from_iter(vec![
+        (
+            "user_id",
+            Arc::new(Int64Array::from(Vec::<i64>::new())) as _,
+        ),
+        (
+            "item_id",
+            Arc::new(Int64Array::from(Vec::<i64>::new())) as _,
+        ),
+        (
+            "ts",
+            Arc::new(TimestampMicrosecondArray::from(Vec::<i64>::new())) as _,
+        ),
+        (
+            "action",
+            Arc::new(StringArray::from(Vec::<String>::new())) as _,
+        ),
+    ])
+    .unwrap();
+    std::fs::remove_file(dir.path().join("actions/part-0.csv")).unwrap();
+    let file = std::fs::File::create(dir.path().join("actions/part-0.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, empty.schema(), None).unwrap();
+    w.write(&empty).unwrap();
+    w.close().unwrap();
+    let (rows, warnings) = runtime()
+        .block_on(training(dir.path(), &dir.path().join("o")))
+        .unwrap();
+    assert_eq!(rows, 5);
+    assert!(
+        warnings.iter().any(|w| w.contains("`actions` has no rows")),
+        "{warnings:?}"
+    );
+}

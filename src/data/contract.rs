@@ -355,6 +355,13 @@ pub async fn preflight(
         if rows == 0 && non_empty.contains(&name) {
             bail!("table `{name}` has no rows; there is nothing to build from");
         }
+        if rows == 0 && name == "actions" {
+            out.warnings.push(
+                "table `actions` has no rows: every like and dislike sequence is empty \
+                 (check its location if the logs do have likes or dislikes)"
+                    .to_string(),
+            );
+        }
         if nulls > 0 {
             out.warnings.push(format!(
                 "table `{name}`: {nulls} of {rows} rows have a NULL in {} and are skipped",
