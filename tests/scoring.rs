@@ -709,3 +709,56 @@ fn lookback_days_scores_as_if_older_events_were_not_in_the_logs() {
     );
     assert_eq!(scores(&job), windowed);
 }
+
+#[test]
+fn sql_results_print_as_csv_json_and_ndjson_that_parse() {
+    let fx = Fixture::new(5);
+    let table = format!("c={}", fx.path("data/candidates").display());
+    let query = "CREATE VIEW v AS SELECT user_id, item_id FROM c; \
+                 SELECT user_id, item_id FROM v ORDER BY user_id, item_id LIMIT 4";
+    let run = |format: &str| {
+        let (ok, stdout, stderr) = run_dumn_in(
+            fx.dir.path(),
+            &["sql", "--table", &table, "--format", format, "-c", query],
+            &[],
+        );
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    let expected: Vec<(i64, i64)> = {
+        let b = runtime().block_on(read_parquet(&fx.path("data/candidates")));
+        let b = concat_batches(&b[0].schema(), &b).unwrap();
+        let mut v: Vec<(i64, i64)> = i64s(&b, "user_id")
+            .into_iter()
+            .zip(i64s(&b, "item_id"))
+            .map(|(u, i)| (u.unwrap(), i.unwrap()))
+            .collect();
+        v.sort();
+        v.truncate(4);
+        v
+    };
+    let csv = run("csv");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("user_id,item_id"), "{csv}");
+    let rows: Vec<(i64, i64)> = lines
+        .map(|l| {
+            let (u, i) = l.split_once(',').unwrap();
+            (u.parse().unwrap(), i.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows, expected);
+    let pair = |o: &serde_json::Value| {
+        (
+            o["user_id"].as_i64().unwrap(),
+            o["item_id"].as_i64().unwrap(),
+        )
+    };
+    let json: Vec<serde_json::Value> = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(json.iter().map(pair).collect::<Vec<_>>(), expected);
+    let ndjson = run("ndjson");
+    let rows: Vec<(i64, i64)> = ndjson
+        .lines()
+        .map(|l| pair(&serde_json::from_str(l).unwrap()))
+        .collect();
+    assert_eq!(rows, expected);
+}

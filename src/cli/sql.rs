@@ -3,7 +3,8 @@
 //! Statements come from `-c`, from `-f FILE`, or from an interactive prompt (stdin; a
 //! statement ends with `;`). Tables come from `--table NAME=LOCATION` and, with `--job`,
 //! from a scoring job (its inputs, its model, and the views `feedback` and
-//! `scoring_input` as of `--date`). Results print as tables; `COPY (…) TO 'LOCATION'`
+//! `scoring_input` as of `--date`). Results print as tables, or with `--format` as csv,
+//! json or ndjson for programs; `COPY (…) TO 'LOCATION'`
 //! writes them (note that COPY adds files: write each result to a fresh location). With
 //! `--cluster URL` the statements run on a Ballista cluster (`src/engine/cluster.rs`).
 
@@ -54,9 +55,14 @@ pub struct SqlArgs {
     /// With --job: the day whose scoring input to define (default: the job's date).
     #[arg(long, value_name = "YYYY-MM-DD", requires = "job")]
     pub date: Option<String>,
-    /// Rows printed per result; the rest are counted.
+    /// Rows printed per result as a table; the rest are counted (csv, json and ndjson
+    /// print every row).
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub max_rows: usize,
+    /// How results print: a table for people, or csv (with a header), json (one array per
+    /// result) or ndjson (one object per line) for programs.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
     #[command(flatten)]
     pub model_args: ModelArgs,
     #[command(flatten)]
@@ -65,17 +71,38 @@ pub struct SqlArgs {
     pub cluster: ClusterArgs,
 }
 
+/// How `dumn sql` prints results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table, at most --max-rows rows, and the row count.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON array of objects per result.
+    Json,
+    /// One JSON object per row and line.
+    Ndjson,
+}
+
+/// Where and how results print.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    format: Format,
+    max_rows: usize,
+}
+
 /// Runs each statement of `sql` and prints its result.
 /// `name` (the command, a file, the prompt) is named in errors.
-async fn run_statements(
-    ctx: &SessionContext,
-    sql: &str,
-    name: &str,
-    max_rows: usize,
-) -> Result<()> {
+async fn run_statements(ctx: &SessionContext, sql: &str, name: &str, out: Output) -> Result<()> {
     let mut statements = Statements::parse(ctx, sql, name)?;
     while let Some(df) = statements.next().await {
-        let mut stream = df?.execute_stream().await?;
+        let df = df?;
+        if out.format != Format::Table {
+            print_for_programs(df.collect().await?, out.format)?;
+            continue;
+        }
+        let max_rows = out.max_rows;
+        let mut stream = df.execute_stream().await?;
         let mut shown: Vec<RecordBatch> = Vec::new();
         let (mut rows, mut kept) = (0usize, 0usize);
         while let Some(batch) = stream.next().await {
@@ -99,8 +126,42 @@ async fn run_statements(
     Ok(())
 }
 
+/// Prints every row of a result as csv, json or ndjson on stdout (nothing for a statement
+/// without columns, such as CREATE).
+fn print_for_programs(batches: Vec<RecordBatch>, format: Format) -> Result<()> {
+    use datafusion::arrow::{csv, json};
+    if !batches.iter().any(|b| b.num_columns() > 0) {
+        return Ok(());
+    }
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        Format::Table => unreachable!("tables print in run_statements"),
+        Format::Csv => {
+            let mut w = csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut stdout);
+            for b in &batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = json::ArrayWriter::new(&mut stdout);
+            w.write_batches(&refs)?;
+            w.finish()?;
+            writeln!(stdout)?;
+        }
+        Format::Ndjson => {
+            let mut w = json::LineDelimitedWriter::new(&mut stdout);
+            w.write_batches(&refs)?;
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
 /// The prompt: one statement per `;`, errors printed, `\q` or end of input to leave.
-async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
+async fn prompt(ctx: &SessionContext, out: Output) -> Result<()> {
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     if interactive {
@@ -129,7 +190,7 @@ async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
         pending.push('\n');
         if line.trim_end().ends_with(';') {
             let sql = std::mem::take(&mut pending);
-            if let Err(e) = run_statements(ctx, &sql, "the statement", max_rows).await {
+            if let Err(e) = run_statements(ctx, &sql, "the statement", out).await {
                 eprintln!("error: {e:#}");
                 if !interactive {
                     return Err(e);
@@ -138,7 +199,7 @@ async fn prompt(ctx: &SessionContext, max_rows: usize) -> Result<()> {
         }
     }
     if !pending.trim().is_empty() {
-        run_statements(ctx, &pending, "the statement", max_rows).await?;
+        run_statements(ctx, &pending, "the statement", out).await?;
     }
     Ok(())
 }
@@ -190,16 +251,20 @@ async fn statements(args: &SqlArgs, ctx: &SessionContext) -> Result<()> {
     Inputs::from_flags(None, &args.tables, None)?
         .register(ctx, &[])
         .await?;
+    let out = Output {
+        format: args.format,
+        max_rows: args.max_rows,
+    };
     match (&args.command, &args.file) {
-        (Some(sql), _) => run_statements(ctx, sql, "the command", args.max_rows).await,
+        (Some(sql), _) => run_statements(ctx, sql, "the command", out).await,
         (None, Some(path)) => {
             let sql = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the SQL file {}", path.display()))?;
             if sql.trim().is_empty() {
                 bail!("{} holds no SQL", path.display());
             }
-            run_statements(ctx, &sql, &path.display().to_string(), args.max_rows).await
+            run_statements(ctx, &sql, &path.display().to_string(), out).await
         }
-        (None, None) => prompt(ctx, args.max_rows).await,
+        (None, None) => prompt(ctx, out).await,
     }
 }
