@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The comparisons of README.md ("Training: measured"), in one command: generates the data
+# The comparisons of docs/training.md ("Measured"), in one command: generates the data
 # set (seeded), or reads the KuaiRand subset, and trains the full DUMN, two of its
 # ablations and the four baselines (or the variants asked for) on the same time split;
 # `dumn ablate` prints the table at the end.
@@ -8,7 +8,7 @@
 #             `dumn ablate`, e.g. `ci/ablate-planted.sh DUMN --memory-slots 32`
 #   DUMN_ABLATE_DATA: planted (default: generated data) or kuairand (the KuaiRand subset in
 #                    ../shared/datasets, through its adapter)
-#   DUMN_ABLATE_USERS: users of the generated data (default 5000; the README's tables use
+#   DUMN_ABLATE_USERS: users of the generated data (default 5000; the tables in docs/training.md use
 #                    2000 and 5000)
 #   DUMN_ABLATE_DIR: scratch folder (default /tmp/dumn-ablate-planted-USERS); the data is
 #                    kept there and reused by later runs
