@@ -52,6 +52,19 @@ fn error_of(impressions: &str) -> String {
     format!("{err:#}")
 }
 
+/// Replaces `dir/<table>/part-0.csv` with a typed Parquet file holding no rows.
+fn replace_with_empty_parquet(
+    dir: &Path,
+    table: &str,
+    empty: &datafusion::arrow::array::RecordBatch,
+) {
+    std::fs::remove_file(dir.join(table).join("part-0.csv")).unwrap();
+    let file = std::fs::File::create(dir.join(table).join("part-0.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, empty.schema(), None).unwrap();
+    w.write(empty).unwrap();
+    w.close().unwrap();
+}
+
 #[test]
 fn the_clean_dataset_builds() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,11 +123,7 @@ fn an_empty_table_is_an_error_for_training() {
         ),
     ])
     .unwrap();
-    std::fs::remove_file(dir.path().join("impressions/part-0.csv")).unwrap();
-    let file = std::fs::File::create(dir.path().join("impressions/part-0.parquet")).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, empty.schema(), None).unwrap();
-    w.write(&empty).unwrap();
-    w.close().unwrap();
+    replace_with_empty_parquet(dir.path(), "impressions", &empty);
     let out = dir.path().join("out");
     let err = runtime().block_on(training(dir.path(), &out)).unwrap_err();
     let err = format!("{err:#}");
@@ -267,11 +276,7 @@ fn an_empty_actions_table_builds_with_a_warning() {
         ),
     ])
     .unwrap();
-    std::fs::remove_file(dir.path().join("actions/part-0.csv")).unwrap();
-    let file = std::fs::File::create(dir.path().join("actions/part-0.parquet")).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, empty.schema(), None).unwrap();
-    w.write(&empty).unwrap();
-    w.close().unwrap();
+    replace_with_empty_parquet(dir.path(), "actions", &empty);
     let (rows, warnings) = runtime()
         .block_on(training(dir.path(), &dir.path().join("o")))
         .unwrap();
