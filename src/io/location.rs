@@ -12,7 +12,6 @@ use std::fmt;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use super::failure::{Failure, MarkFailure};
 use anyhow::{bail, Context, Result};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
@@ -35,10 +34,6 @@ impl Location {
     /// Parses a local path (relative paths are made absolute), a `file://` URL or an
     /// `s3://bucket/prefix` URL. Other schemes are an error that lists the accepted ones.
     pub fn parse(s: &str) -> Result<Self> {
-        Self::parse_text(s).failure(Failure::BadInput)
-    }
-
-    fn parse_text(s: &str) -> Result<Self> {
         let s = s.trim();
         if s.is_empty() {
             bail!("an empty location; give a local path, file:///path or s3://bucket/prefix");
