@@ -12,10 +12,28 @@ export DUMN_TOOLS="${DUMN_TOOLS:-$HOME/.cache/dumn/tools}"
 export S3S_FS_VERSION="0.14.1"
 export DUMN_S3S_FS="${DUMN_S3S_FS:-$DUMN_TOOLS/bin/s3s-fs}"
 
-# Points torch-sys at the venv's libtorch. LIBTORCH is one of torch-sys's rerun triggers,
-# so a clone in another folder (another venv) relinks against its own libtorch.
+# A LIBTORCH set before the first ci/ script ran is a libtorch the user already has
+# (torch 2.11.0, as tch 0.24 wants): it is kept, and ci/setup.sh installs no torch.
+# Recorded once, so that the scripts these call do not take our own export for the user's.
+if [ -z "${DUMN_LIBTORCH_PRESET+x}" ]; then
+  export DUMN_LIBTORCH_PRESET="${LIBTORCH:-}"
+fi
+
+# Points torch-sys at the libtorch to link: the preset one, else the venv's. LIBTORCH is
+# one of torch-sys's rerun triggers, so a clone in another folder (another venv) relinks
+# against its own libtorch.
 dumn_libtorch_env() {
   local torch_dir
+  if [ -n "$DUMN_LIBTORCH_PRESET" ]; then
+    if [ ! -e "$DUMN_LIBTORCH_PRESET/lib/libtorch_cpu.so" ]; then
+      echo "ci: LIBTORCH=$DUMN_LIBTORCH_PRESET holds no lib/libtorch_cpu.so; point it at a libtorch 2.11.0 folder, or unset it to use the venv's" >&2
+      return 1
+    fi
+    export LIBTORCH="$DUMN_LIBTORCH_PRESET"
+    export LIBTORCH_CXX11_ABI="${LIBTORCH_CXX11_ABI:-1}"
+    unset LIBTORCH_USE_PYTORCH
+    return 0
+  fi
   torch_dir=$(ls -d "$DUMN_VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n 1)
   if [ -z "$torch_dir" ]; then
     echo "ci: no torch in $DUMN_VENV; run ci/setup.sh first" >&2
@@ -27,9 +45,10 @@ dumn_libtorch_env() {
 }
 
 # The common start of every ci/ script: install what is missing, point the build at
-# libtorch, and move to the repository root.
+# libtorch, and move to the repository root. `dumn_prepare --test-server` also builds the
+# S3 test server (only the tests need it).
 dumn_prepare() {
-  bash "$DUMN_ROOT/ci/setup.sh"
+  bash "$DUMN_ROOT/ci/setup.sh" "$@"
   dumn_libtorch_env
   cd "$DUMN_ROOT"
 }

@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
 # Installs what dumn needs to build, only when missing: a Python venv inside the repo
-# (.venv, ignored by git) holding torch 2.11.0, the libtorch that tch 0.24 links against.
+# (.venv, ignored by git) holding torch 2.11.0, the libtorch that tch 0.24 links against,
+# unless LIBTORCH already names one (see ci/env.sh).
+# Usage: ci/setup.sh [--test-server]
+#   --test-server  also build s3s-fs, the S3-compatible server the tests start
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+TEST_SERVER=0
+for arg in "$@"; do
+  case "$arg" in
+    --test-server) TEST_SERVER=1 ;;
+    *) echo "setup: unknown argument '$arg' (usage: ci/setup.sh [--test-server])" >&2; exit 2 ;;
+  esac
+done
 
 command -v cargo >/dev/null || { echo "setup: cargo (the Rust toolchain) is required" >&2; exit 1; }
-if [ -x "$DUMN_VENV/bin/python" ] &&
+if [ -n "$DUMN_LIBTORCH_PRESET" ]; then
+  echo "setup: using the libtorch in LIBTORCH=$DUMN_LIBTORCH_PRESET"
+elif [ -x "$DUMN_VENV/bin/python" ] &&
    "$DUMN_VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION_WANTED' else 1)" 2>/dev/null; then
   echo "setup: torch $TORCH_VERSION_WANTED already in $DUMN_VENV"
 else
@@ -17,7 +29,9 @@ fi
 
 # s3s-fs: a real S3-compatible server for the S3 tests (127.0.0.1 only), built once per
 # machine and cached outside the clone.
-if [ -x "$DUMN_S3S_FS" ]; then
+if [ "$TEST_SERVER" = 0 ]; then
+  :
+elif [ -x "$DUMN_S3S_FS" ]; then
   echo "setup: s3s-fs already at $DUMN_S3S_FS"
 else
   echo "setup: building s3s-fs $S3S_FS_VERSION (once per machine, about 4 minutes)"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, module cycles, clippy, then every test. Installs
-# libtorch first when it is missing (ci/setup.sh).
+# libtorch and the S3 test server first when they are missing (ci/setup.sh).
 # Usage: ci/test.sh [extra cargo test args]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-dumn_prepare
+dumn_prepare --test-server
 echo "ci: cargo fmt --check"
 cargo fmt --all -- --check
 echo "ci: module cycles (ci/check-cycles.py)"

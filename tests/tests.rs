@@ -11,6 +11,7 @@ mod cluster;
 mod data_plane;
 mod equations;
 mod learning;
+mod package;
 mod s3;
 mod scoring;
 mod train;
