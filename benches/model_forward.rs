@@ -31,9 +31,13 @@ fn history(rng: &mut StdRng) -> History {
 }
 
 fn main() -> anyhow::Result<()> {
-    let device: Device = match std::env::var("DUMN_BENCH_DEVICE").as_deref() {
-        Ok("cuda") => DeviceChoice::Cuda.resolve()?,
-        _ => Device::Cpu,
+    // DUMN_BENCH_DEVICE: cpu (default), cuda or cuda:N.
+    let device: Device = match std::env::var("DUMN_BENCH_DEVICE") {
+        Ok(d) => d
+            .parse::<DeviceChoice>()
+            .map_err(anyhow::Error::msg)?
+            .resolve()?,
+        Err(_) => Device::Cpu,
     };
     tch::manual_seed(1);
     let model = Dumn::new(ModelConfig::new(FeatureSchema::ids_only(100_000)), device)?;

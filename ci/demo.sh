@@ -11,6 +11,8 @@ dumn() { "$CARGO_TARGET_DIR/debug/dumn" "$@"; }
 
 # 1. Raw logs: 600 users, two weeks of impressions and actions, 100 candidates each.
 dumn gen out/data --users 600
+# out/model is a folder of model versions; an artifact there from an older dumn goes.
+if [ -e out/model/manifest.json ]; then rm -rf out/model; fi
 # 2. The model (a debug build trains at ~1,500 examples/s on 2 cores: about 2 minutes).
 dumn train --job jobs/train-demo.toml --epochs 3
 # 3. The nightly job for the day after the logs.

@@ -1,9 +1,8 @@
 //! The `dumn` command line. Each subcommand lives in its own module under `src/cli/`, which
 //! parses its flags and calls the library.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
+use dumn::io::log::{self, LogFormat};
 
 mod cli;
 
@@ -25,6 +24,11 @@ mod cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How warnings, progress and errors are written on stderr: text for people, or json
+    /// (one object per line, progress included) for log shippers. DUMN_LOG=debug (a
+    /// tracing filter) shows more.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -47,9 +51,10 @@ enum Command {
     ///
     /// Builds the training examples with sql/ (or --sql), splits them by time into train,
     /// validation and test, trains with logloss plus the triplet loss, keeps the weights of
-    /// the best validation epoch, and writes the artifact with report.json and
-    /// learning_curve.svg. Settings can come from a TOML job file (--job).
-    Train(cli::train::TrainArgs),
+    /// the best validation epoch, and writes a new version OUT/<version>/ (weights,
+    /// manifest, report.json, learning_curve.svg), then moves the alias OUT/latest to it.
+    /// Settings can come from a TOML job file (--job).
+    Train(cli::train::TrainCmdArgs),
     /// The AUC, GAUC and logloss of a saved model on any dataset.
     Eval(cli::train::EvalArgs),
     /// Train the paper's ablation variants and the baselines on one split, with several
@@ -97,21 +102,46 @@ enum Command {
     /// Start an executor of a Ballista cluster: it joins the scheduler and runs tasks, the
     /// model's included (loaded from --model).
     Executor(cli::cluster::ExecutorArgs),
-    /// Print a model artifact's manifest (version, hyper-parameters, schema, metrics) and the
+    /// Print a model's manifest (version, hyper-parameters, schema, metrics) and the
     /// arguments of its SQL functions.
     Inspect {
-        /// The artifact directory (the one holding manifest.json).
-        model: PathBuf,
+        /// The model, local or s3://: MODELS@ALIAS, MODELS@VERSION, MODELS (its latest) or
+        /// an artifact folder.
+        model: String,
     },
+    /// List a model registry's versions (with their metrics and aliases), or move an alias.
+    ///
+    /// `dumn train --out MODELS` writes MODELS/<version>/ and moves the alias
+    /// MODELS/latest (or --alias NAME) to it; jobs name MODELS@latest, MODELS@NAME or a
+    /// fixed MODELS@VERSION.
+    Models(cli::models::ModelsArgs),
+}
+
+/// Installs the `tracing` subscriber for the chosen format. In JSON mode dumn's own
+/// warnings and progress are `tracing` events too, so the default filter shows them.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    log::set_format(format);
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::from_env("DUMN_LOG"))
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(
+                EnvFilter::try_from_env("DUMN_LOG")
+                    .unwrap_or_else(|_| EnvFilter::new("warn,dumn=info")),
+            )
+            .with_writer(std::io::stderr)
+            .init(),
+    }
 }
 
 fn main() {
     dumn::model::device::tune_allocator();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("DUMN_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Gen(args) => cli::block_on(cli::gen::run(args)),
         Command::Sequences(args) => cli::block_on(cli::sequences::run(args)),
@@ -123,12 +153,26 @@ fn main() {
         Command::Scheduler(args) => cli::block_on(cli::cluster::scheduler(args)),
         Command::Executor(args) => cli::block_on(cli::cluster::executor(args)),
         Command::Demo(args) => cli::demo::run(args),
-        Command::Inspect { model } => cli::inspect::run(model),
+        Command::Inspect { model } => cli::block_on(cli::inspect::run(model)),
+        Command::Models(args) => cli::block_on(cli::models::run(args)),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        log::error(format_args!("{e:#}"));
         // The codes are documented in src/io/failure.rs and docs/troubleshooting.md.
         let code = dumn::io::failure::Failure::of(&e).map_or(1, |f| f.exit_code());
         std::process::exit(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks of every subcommand (unique names, valid defaults),
+    /// which otherwise fail only when that subcommand is first run.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

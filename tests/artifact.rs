@@ -162,9 +162,12 @@ fn missing_or_garbled_artifacts_get_clear_errors() {
 #[test]
 fn asking_for_cuda_without_a_gpu_is_a_clear_error() {
     if tch::Cuda::is_available() {
-        assert_eq!(DeviceChoice::Cuda.resolve().unwrap(), Device::Cuda(0));
+        assert_eq!(DeviceChoice::Cuda(0).resolve().unwrap(), Device::Cuda(0));
+        let count = tch::Cuda::device_count() as usize;
+        let err = DeviceChoice::Cuda(count).resolve().unwrap_err().to_string();
+        assert!(err.contains(&format!("sees {count} CUDA")), "{err}");
     } else {
-        let err = DeviceChoice::Cuda.resolve().unwrap_err().to_string();
+        let err = DeviceChoice::Cuda(0).resolve().unwrap_err().to_string();
         assert!(err.contains("--device cpu"), "{err}");
         assert_eq!(DeviceChoice::Auto.resolve().unwrap(), Device::Cpu);
     }

@@ -146,7 +146,19 @@ fn s3_logs_give_the_same_sequences_as_local_files() {
         &env,
     );
     assert!(text.contains("saved model"), "{text}");
-    let model = server.root.path().join("dumn/models/m");
+    let summary = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("model_version").is_some())
+        .unwrap_or_else(|| panic!("no summary line: {text}"));
+    let version = summary["model_version"].as_str().unwrap().to_string();
+    // A version folder of the registry s3://dumn/models/m, and its `latest` alias.
+    let alias: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(server.root.path().join("dumn/models/m/latest")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(alias["version"], version.as_str());
+    let model = server.root.path().join("dumn/models/m").join(&version);
     for f in [
         "manifest.json",
         "weights.safetensors",
@@ -211,6 +223,30 @@ fn s3_logs_give_the_same_sequences_as_local_files() {
         &env,
     );
     assert!(text.contains("| 3 "), "top 3 per user: {text}");
+    // `models`, `inspect` and `eval` take the bucket's registry too.
+    let text = dumn(&["models", "list", "s3://dumn/models/m"], &env);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&version) && l.contains("latest")),
+        "{text}"
+    );
+    let text = dumn(&["inspect", "s3://dumn/models/m@latest"], &env);
+    assert!(
+        text.contains(&format!("\"model_version\": \"{version}\"")),
+        "{text}"
+    );
+    let text = dumn(
+        &[
+            "eval",
+            &format!("s3://dumn/models/m@{version}"),
+            "--data",
+            "s3://dumn/raw",
+            "--device",
+            "cpu",
+        ],
+        &env,
+    );
+    assert!(text.contains("AUC"), "{text}");
 }
 
 /// Whether any object of a published day exists in the server's files.

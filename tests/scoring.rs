@@ -662,6 +662,26 @@ fn exit_codes_tell_bad_input_from_infrastructure_and_timeouts() {
     assert_eq!(code, 0, "{text}");
 }
 
+/// A copy of `fx`'s logs in `to`: `users`, `items` and `candidates` as they are, and
+/// `impressions` and `actions` rewritten by `copy`, a COPY statement from the table `t`
+/// to the folder `{to}`.
+fn rewrite_logs(fx: &Fixture, to: &std::path::Path, copy: &str) {
+    for table in ["users", "items", "candidates"] {
+        let dir = to.join(table);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(fx.path(&format!("data/{table}"))).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+    }
+    for table in ["impressions", "actions"] {
+        let sql = copy.replace("{to}", &to.join(table).display().to_string());
+        let from = format!("t={}", fx.path(&format!("data/{table}")).display());
+        let (ok, text) = dumn(&["sql", "--table", &from, "-c", &sql]);
+        assert!(ok, "{text}");
+    }
+}
+
 #[test]
 fn lookback_days_scores_as_if_older_events_were_not_in_the_logs() {
     let fx = Fixture::new(8);
@@ -670,15 +690,7 @@ fn lookback_days_scores_as_if_older_events_were_not_in_the_logs() {
     let scores = |job: &std::path::Path| {
         let (ok, text) = dumn(&["run", job.to_str().unwrap()]);
         assert!(ok, "{text}");
-        let b = day_rows(&fx, "scores");
-        let mut rows: Vec<(i64, i64, i64)> = i64s(&b, "user_id")
-            .into_iter()
-            .zip(i64s(&b, "item_id"))
-            .zip(f64s(&b, "ctr"))
-            .map(|((u, i), p)| (u.unwrap(), i.unwrap(), (p.unwrap() * 1e6).round() as i64))
-            .collect();
-        rows.sort();
-        rows
+        score_rows(&fx)
     };
     let windowed = scores(&fx.job("window.toml", "lookback_days = 2"));
     let everything = scores(&fx.job("all.toml", "lookback_days = 0"));
@@ -686,28 +698,114 @@ fn lookback_days_scores_as_if_older_events_were_not_in_the_logs() {
 
     // The same logs without the events before the window, scored with the whole history.
     let trimmed = fx.path("trimmed");
-    for table in ["users", "items", "candidates"] {
-        let to = trimmed.join(table);
-        std::fs::create_dir_all(&to).unwrap();
-        for f in std::fs::read_dir(fx.path(&format!("data/{table}"))).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
-        }
-    }
-    for table in ["impressions", "actions"] {
-        let sql = format!(
-            "COPY (SELECT * FROM t WHERE ts >= TIMESTAMP '{since}') TO '{}/' STORED AS PARQUET",
-            trimmed.join(table).display()
-        );
-        let from = format!("t={}", fx.path(&format!("data/{table}")).display());
-        let (ok, text) = dumn(&["sql", "--table", &from, "-c", &sql]);
-        assert!(ok, "{text}");
-    }
+    rewrite_logs(
+        &fx,
+        &trimmed,
+        &format!(
+            "COPY (SELECT * FROM t WHERE ts >= TIMESTAMP '{since}') TO '{{to}}/' STORED AS PARQUET"
+        ),
+    );
     let job = fx.job(
         "trimmed.toml",
         &format!("data = \"{}\"\nlookback_days = 0", trimmed.display()),
     );
     assert_eq!(scores(&job), windowed);
+}
+
+/// The day's scores of `fx`'s output as sorted (user, item, ctr × 1e6) rows.
+fn score_rows(fx: &Fixture) -> Vec<(i64, i64, i64)> {
+    let b = day_rows(fx, "scores");
+    let mut rows: Vec<(i64, i64, i64)> = i64s(&b, "user_id")
+        .into_iter()
+        .zip(i64s(&b, "item_id"))
+        .zip(f64s(&b, "ctr"))
+        .map(|((u, i), p)| (u.unwrap(), i.unwrap(), (p.unwrap() * 1e6).round() as i64))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn lookback_days_reads_only_the_dt_partitions_of_its_window_and_logs_json() {
+    let fx = Fixture::new(3);
+    // The same logs partitioned by day (impressions/dt=YYYY-MM-DD/…), with a broken file
+    // in a partition years before the window, and a file in a folder readers skip.
+    let parted = fx.path("parted");
+    rewrite_logs(
+        &fx,
+        &parted,
+        "COPY (SELECT *, CAST(CAST(ts AS DATE) AS VARCHAR) AS dt FROM t) TO '{to}/' \
+         STORED AS PARQUET PARTITIONED BY (dt)",
+    );
+    let days = std::fs::read_dir(parted.join("impressions"))
+        .unwrap()
+        .count();
+    assert!(days >= 5, "one folder per day: {days}");
+    let old = parted.join("impressions/dt=2001-01-01");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("broken.parquet"), b"not a parquet file").unwrap();
+    let archive = parted.join("actions/archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let some_day = std::fs::read_dir(parted.join("actions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("dt="))
+        .unwrap();
+    let file = std::fs::read_dir(some_day)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::copy(file.path(), archive.join("old.parquet")).unwrap();
+
+    // The window's partitions give the scores of the unpartitioned logs, the broken file
+    // is never opened, and every log line is JSON.
+    let data = format!("data = \"{}\"\nlookback_days = 2", parted.display());
+    let job = fx.job("parted.toml", &data);
+    let (ok, stdout, stderr) = run_dumn_in(
+        fx.dir.path(),
+        &["run", job.to_str().unwrap(), "--log-format", "json"],
+        &[("DUMN_PROGRESS_SECONDS", "0")],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let parted_scores = score_rows(&fx);
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let skipped = logs
+        .iter()
+        .find(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not read")
+        })
+        .unwrap_or_else(|| panic!("no warning about the skipped folder: {stderr}"));
+    let message = skipped["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("table `actions`: 1 file(s) in 1 sub-folder(s)"),
+        "{message}"
+    );
+    assert!(
+        logs.iter().any(|l| l["target"] == "dumn::progress"),
+        "progress as JSON lines: {stderr}"
+    );
+    let (ok, text) = dumn(&[
+        "run",
+        fx.job("flat.toml", "lookback_days = 2").to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(parted_scores, score_rows(&fx));
+
+    // The whole history reads every partition, the broken one included.
+    let all = fx.job(
+        "parted-all.toml",
+        &data.replace("lookback_days = 2", "lookback_days = 0"),
+    );
+    let (ok, text) = dumn(&["run", all.to_str().unwrap()]);
+    assert!(!ok && text.contains("impressions"), "{text}");
 }
 
 #[test]

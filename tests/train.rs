@@ -126,6 +126,8 @@ fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
         "cpu",
     ]);
     assert!(ok, "{text}");
+    // A new version folder of the registry `model`, named by its `latest` alias.
+    let model = aliased(&model, "latest");
     for f in [
         "manifest.json",
         "weights.safetensors",
@@ -338,8 +340,10 @@ fn a_cpu_run_with_the_same_seed_repeats() {
             "cpu",
         ]);
         assert!(ok, "{text}");
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(aliased(&out, "latest").join("manifest.json")).unwrap(),
+        )
+        .unwrap();
         hashes.push(m["weights"]["sha256"].as_str().unwrap().to_string());
     }
     assert_eq!(hashes[0], hashes[1], "same seed, same data: same weights");
@@ -364,7 +368,7 @@ fn a_training_job_elsewhere_runs_from_any_folder_under_env_and_set_and_ends_with
         &[("DUMN_SEQ_LEN", "10"), ("DUMN_EPOCHS", "2")],
     );
     assert!(ok, "{stdout}{stderr}");
-    let model = dir.path().join("model");
+    let model = aliased(&dir.path().join("model"), "latest");
     let manifest = dumn::model::artifact::read_manifest(&model).unwrap();
     assert_eq!(
         manifest.config.seq_len, 10,

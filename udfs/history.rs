@@ -22,7 +22,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
-    PartitionEvaluator, Signature, TypeSignature, Volatility, WindowUDF, WindowUDFImpl,
+    Documentation, PartitionEvaluator, Signature, TypeSignature, Volatility, WindowUDF,
+    WindowUDFImpl,
 };
 use datafusion::physical_expr::expressions::Literal;
 
@@ -41,7 +42,31 @@ pub struct DumnHistory {
     signature: Signature,
 }
 
+/// What `\df dumn_history` prints.
+fn documentation() -> &'static Documentation {
+    static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
+        Documentation::builder(
+            super::doc_section(),
+            "A window function: each row's sequence of the partition's item ids strictly \
+             before its ts, newest first, at most n. Returns List(Int64).",
+            "dumn_history(item_id, ts, n) OVER (PARTITION BY user_id ORDER BY ts)",
+        )
+        .with_argument(
+            "item_id",
+            "an integer column; NULL rows are skipped (use CASE WHEN to pick one kind)",
+        )
+        .with_argument("ts", "a timestamp or integer column, the window's ORDER BY")
+        .with_argument("n", "positive integer literal: the most items kept")
+        .build()
+    });
+    &DOC
+}
+
 impl WindowUDFImpl for DumnHistory {
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(documentation())
+    }
+
     fn name(&self) -> &str {
         NAME
     }

@@ -7,16 +7,22 @@
 //! | `dumn_recent(item_id, ts [, n])` | aggregate: a feedback sequence, newest first | `udfs/recent.rs` |
 //! | `dumn_history(item_id, ts, n) OVER (… ORDER BY ts)` | window: each row's sequence strictly before it | `udfs/history.rs` |
 //! | `dumn_ctr(…)`, `dumn_dislike(…)`, `dumn_score(…)`, `dumn_model_version()` | scalar: the model's click and dislike probabilities, and its version | `udfs/score.rs` |
+//! | `dumn_predict('TABLE')` | table: TABLE's rows with `ctr` and `p_dislike`, inputs matched by name | `udfs/predict.rs` |
+//!
+//! Each function carries its documentation (DataFusion's [`Documentation`]): `\df` at the
+//! `dumn sql` prompt lists them ([`documented`]) and `\df NAME` prints one ([`describe`]).
 
 pub mod history;
+pub mod predict;
 pub mod recent;
 pub mod score;
 
 use std::sync::Arc;
 
 use ballista_core::registry::BallistaFunctionRegistry;
+use datafusion::execution::session_state::SessionState;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
+use datafusion::logical_expr::{AggregateUDF, DocSection, Documentation, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::model::scorer::Scorer;
@@ -91,7 +97,75 @@ impl Functions {
     fn register_on(self, ctx: &SessionContext) {
         self.register_into(&mut *ctx.state_ref().write())
             .expect("a session state accepts every function");
+        ctx.register_udtf(predict::NAME, Arc::new(predict::DumnPredict));
     }
+}
+
+/// The section dumn's functions are documented under.
+fn doc_section() -> DocSection {
+    DocSection {
+        include: true,
+        label: "dumn",
+        description: Some("dumn's functions: feedback sequences and the DUMN model"),
+    }
+}
+
+/// One of dumn's functions, as `\df` lists it.
+#[derive(Debug, Clone)]
+pub struct FunctionDoc {
+    pub name: String,
+    /// scalar, aggregate, window or table.
+    pub kind: &'static str,
+    pub doc: Documentation,
+}
+
+/// dumn's functions known to `state` (the model's with its argument names when a model is
+/// loaded), sorted by name.
+pub fn documented(state: &SessionState) -> Vec<FunctionDoc> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, kind, doc: Option<&Documentation>| {
+        if let Some(doc) = doc.filter(|_| name.starts_with("dumn_")) {
+            out.push(FunctionDoc {
+                name: name.to_string(),
+                kind,
+                doc: doc.clone(),
+            });
+        }
+    };
+    for (name, f) in state.scalar_functions() {
+        add(name, "scalar", f.documentation());
+    }
+    for (name, f) in state.aggregate_functions() {
+        add(name, "aggregate", f.documentation());
+    }
+    for (name, f) in state.window_functions() {
+        add(name, "window", f.documentation());
+    }
+    if state.table_functions().contains_key(predict::NAME) {
+        add(predict::NAME, "table", Some(predict::documentation()));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// A function's documentation as text: how to call it, what it returns, each argument and
+/// an example.
+pub fn describe(doc: &Documentation) -> String {
+    let mut text = format!("{}\n\n{}\n", doc.syntax_example, doc.description);
+    if let Some(args) = &doc.arguments {
+        let width = args.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        text.push_str("\nArguments:\n");
+        for (name, what) in args {
+            text.push_str(&format!("  {name:<width$}  {what}\n"));
+        }
+    }
+    if let Some(example) = &doc.sql_example {
+        text.push_str(&format!(
+            "\nExample:\n  {}\n",
+            example.replace('\n', "\n  ")
+        ));
+    }
+    text
 }
 
 /// Registers every dumn function on `ctx`; the model functions without a model.

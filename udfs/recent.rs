@@ -25,8 +25,8 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature,
-    TypeSignature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
+    Signature, TypeSignature, Volatility,
 };
 use datafusion::physical_expr::expressions::Literal;
 
@@ -78,7 +78,34 @@ fn limit(args: &AccumulatorArgs) -> Result<Option<usize>> {
     }
 }
 
+/// What `\df dumn_recent` prints.
+fn documentation() -> &'static Documentation {
+    static DOC: std::sync::LazyLock<Documentation> =
+        std::sync::LazyLock::new(|| {
+            Documentation::builder(
+            super::doc_section(),
+            "A feedback sequence: the group's item ids ordered by ts, newest first (ties: \
+             larger id first), at most n; NULL rows skipped; an empty list for a group \
+             without rows. Returns List(Int64).",
+            "dumn_recent(item_id, ts [, n])",
+        )
+        .with_argument("item_id", "an integer column: the items of the sequence")
+        .with_argument("ts", "a timestamp or integer column: the order, newest first")
+        .with_argument("n", "optional positive integer literal: the most items kept")
+        .with_sql_example(
+            "SELECT user_id, dumn_recent(item_id, ts, 50) FILTER (WHERE clicked) AS click_seq\n\
+             FROM impressions GROUP BY user_id",
+        )
+        .build()
+        });
+    &DOC
+}
+
 impl AggregateUDFImpl for DumnRecent {
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(documentation())
+    }
+
     fn name(&self) -> &str {
         NAME
     }

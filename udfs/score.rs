@@ -34,10 +34,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::ptr_eq::PtrEq;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
-use crate::model::inputs::from_batch;
+use crate::model::features::FeatureSchema;
+use crate::model::inputs::{from_batch, SEQUENCE_COLUMNS};
 use crate::model::scorer::{Scorer, Scores};
 
 /// Which probability a function returns.
@@ -52,12 +54,14 @@ enum Returns {
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct DumnScore {
+pub(super) struct DumnScore {
     name: &'static str,
     output: Returns,
     scorer: Option<PtrEq<Arc<Scorer>>>,
     recent: PtrEq<Arc<LastScored>>,
     signature: Signature,
+    /// What `\df NAME` and `dumn inspect` print: the model's arguments by name.
+    doc: Documentation,
 }
 
 /// The last batch each thread scored, shared by the scoring functions.
@@ -124,9 +128,87 @@ pub fn functions(scorer: Option<Arc<Scorer>>) -> Vec<ScalarUDF> {
                 Returns::Version => Signature::nullary(Volatility::Volatile),
                 _ => Signature::variadic_any(Volatility::Immutable),
             },
+            doc: documentation(name, output, scorer.as_deref()),
         })
     })
     .collect()
+}
+
+/// The model's input columns, in call order, each with what it must hold.
+pub fn arguments(schema: &FeatureSchema) -> Vec<(String, String)> {
+    let feature = |whose: &str| format!("{whose} feature: an integer, boolean or text column");
+    let mut out: Vec<(String, String)> = Vec::new();
+    out.extend(
+        schema
+            .user_fields
+            .iter()
+            .map(|f| (f.name.clone(), feature("user"))),
+    );
+    out.extend(
+        schema
+            .item_fields
+            .iter()
+            .map(|f| (f.name.clone(), feature("item"))),
+    );
+    let what = [
+        "clicked",
+        "was shown and did not click",
+        "liked",
+        "disliked",
+    ];
+    out.extend(SEQUENCE_COLUMNS.iter().zip(what).map(|(name, what)| {
+        (
+            name.to_string(),
+            format!("the items the user {what} before, newest first: a list of integer ids"),
+        )
+    }));
+    out
+}
+
+/// The documentation of one of the four functions; with a model, its arguments by name.
+fn documentation(name: &str, output: Returns, scorer: Option<&Scorer>) -> Documentation {
+    let returns = match output {
+        Returns::Ctr => "The model's click probability P(click) of each row, a FLOAT.",
+        Returns::Dislike => "The model's dislike probability P(dislike) of each row, a FLOAT.",
+        Returns::Both => {
+            "Both probabilities from one forward pass, as STRUCT<ctr FLOAT, p_dislike FLOAT>."
+        }
+        Returns::Version => {
+            return Documentation::builder(
+                super::doc_section(),
+                "The version of the model this process serves (on a cluster: the executor's), \
+                 as TEXT.",
+                "dumn_model_version()",
+            )
+            .build()
+        }
+    };
+    let Some(scorer) = scorer else {
+        return Documentation::builder(
+            super::doc_section(),
+            format!(
+                "{returns} Takes the model's input columns in the order of its manifest; \
+                 without a model (--model) they are unknown."
+            ),
+            format!("{name}(<the model's input columns>)"),
+        )
+        .build();
+    };
+    let args = arguments(scorer.schema());
+    let names: Vec<&str> = args.iter().map(|(n, _)| n.as_str()).collect();
+    let mut doc = Documentation::builder(
+        super::doc_section(),
+        format!(
+            "{returns} Model {}. dumn_predict('TABLE') calls it with TABLE's columns of \
+             these names.",
+            scorer.model_version()
+        ),
+        format!("{name}({})", names.join(", ")),
+    );
+    for (arg, what) in args {
+        doc = doc.with_argument(arg, what);
+    }
+    doc.build()
 }
 
 /// The struct type of `dumn_score`.
@@ -161,7 +243,8 @@ fn is_id_list(t: &DataType) -> bool {
 }
 
 impl DumnScore {
-    fn scorer(&self) -> Result<&Scorer> {
+    /// The scorer behind the function, or the error that says how to give one.
+    pub(super) fn scorer(&self) -> Result<&Scorer> {
         match &self.scorer {
             Some(s) => Ok(s),
             None => plan_err!(
@@ -175,6 +258,10 @@ impl DumnScore {
 impl ScalarUDFImpl for DumnScore {
     fn name(&self) -> &str {
         self.name
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.doc)
     }
 
     fn signature(&self) -> &Signature {

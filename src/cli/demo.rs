@@ -23,8 +23,8 @@ pub struct DemoArgs {
     /// Examples per step.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    /// Where the model runs: auto (CUDA when present), cpu, cuda (the first GPU) or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
     /// Ablation variant to train (one of the paper's names, e.g. DUMN-UMN, DUMN_IF).
     #[arg(long, default_value = "DUMN")]

@@ -5,6 +5,8 @@ pub mod cluster;
 pub mod demo;
 pub mod gen;
 pub mod inspect;
+pub mod models;
+pub mod prompt;
 pub mod run;
 pub mod sequences;
 pub mod sql;
@@ -21,6 +23,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use dumn::engine::session::{parse_memory, EngineOptions};
 use dumn::io::failure::{Failure, MarkFailure};
+use dumn::io::log::LogFormat;
 
 /// Runs an async subcommand on a multi-threaded runtime. Its threads get 32 MB stacks, as
 /// in Ballista's own binaries: encoding and decoding a deep query plan recurses.
@@ -48,10 +51,11 @@ pub async fn within<T>(limit: Option<Duration>, f: impl Future<Output = Result<T
     }
 }
 
-/// Where progress bars draw: on stderr when it is a terminal; otherwise as plain lines on
-/// stderr, one every `DUMN_PROGRESS_SECONDS` seconds (default 5), for a scheduler's log.
+/// Where progress bars draw: on stderr when it is a terminal (and the log is text);
+/// otherwise as log lines ([`dumn::io::log::progress`]), one every `DUMN_PROGRESS_SECONDS`
+/// seconds (default 5), for a scheduler's log.
 pub fn draw_target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
+    if std::io::stderr().is_terminal() && dumn::io::log::format() == LogFormat::Text {
         return ProgressDrawTarget::stderr();
     }
     let every = std::env::var("DUMN_PROGRESS_SECONDS")
@@ -108,7 +112,7 @@ impl TermLike for LogLines {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|t| t.elapsed() >= self.every) {
             *last = Some(Instant::now());
-            eprintln!("progress: {text}");
+            dumn::io::log::progress(text);
         }
         Ok(())
     }

@@ -18,8 +18,9 @@ use super::{row_bar, EngineArgs};
 /// Flags that override the job file.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ModelArgs {
-    /// Where the model runs: auto (CUDA when present), cpu or cuda. Overrides the job.
-    #[arg(long, value_enum)]
+    /// Where the model runs: auto (CUDA when present), cpu, cuda (the first GPU) or cuda:N.
+    /// Overrides the job.
+    #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceChoice>,
     /// Candidates per model call (default: the job's, else 2048). Larger keeps a GPU busier.
     #[arg(long, value_name = "N")]

@@ -97,7 +97,7 @@ pub async fn run(args: SequencesArgs) -> Result<()> {
     )
     .await?;
     for w in &checks.warnings {
-        eprintln!("warning: {w}");
+        dumn::io::log::warn(w);
     }
     if args.explain || args.analyze {
         let plan = df.explain(false, args.analyze)?.collect().await?;

@@ -1,14 +1,14 @@
 //! `dumn sql`: ad-hoc SQL with dumn's functions, the model's included.
 //!
-//! Statements come from `-c`, from `-f FILE`, or from an interactive prompt (stdin; a
-//! statement ends with `;`). Tables come from `--table NAME=LOCATION` and, with `--job`,
+//! Statements come from `-c`, from `-f FILE`, or from the prompt (`src/cli/prompt.rs`:
+//! line editing, history, `\d` and `\df`). Tables come from `--table NAME=LOCATION` and, with `--job`,
 //! from a scoring job (its inputs, its model, and the views `feedback` and
 //! `scoring_input` as of `--date`). Results print as tables, or with `--format` as csv,
 //! json or ndjson for programs; `COPY (…) TO 'LOCATION'`
 //! writes them (note that COPY adds files: write each result to a fresh location). With
 //! `--cluster URL` the statements run on a Ballista cluster (`src/engine/cluster.rs`).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -86,14 +86,19 @@ pub enum Format {
 
 /// Where and how results print.
 #[derive(Debug, Clone, Copy)]
-struct Output {
+pub(super) struct Output {
     format: Format,
     max_rows: usize,
 }
 
 /// Runs each statement of `sql` and prints its result.
 /// `name` (the command, a file, the prompt) is named in errors.
-async fn run_statements(ctx: &SessionContext, sql: &str, name: &str, out: Output) -> Result<()> {
+pub(super) async fn run_statements(
+    ctx: &SessionContext,
+    sql: &str,
+    name: &str,
+    out: Output,
+) -> Result<()> {
     let mut statements = Statements::parse(ctx, sql, name)?;
     while let Some(df) = statements.next().await {
         let df = df?;
@@ -160,50 +165,6 @@ fn print_for_programs(batches: Vec<RecordBatch>, format: Format) -> Result<()> {
     Ok(())
 }
 
-/// The prompt: one statement per `;`, errors printed, `\q` or end of input to leave.
-async fn prompt(ctx: &SessionContext, out: Output) -> Result<()> {
-    let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
-    if interactive {
-        println!("dumn sql: end statements with `;`, leave with \\q or Ctrl-D");
-    }
-    let mut pending = String::new();
-    let mut lines = stdin.lock().lines();
-    loop {
-        if interactive {
-            print!(
-                "{}",
-                if pending.is_empty() {
-                    "dumn> "
-                } else {
-                    "  ... "
-                }
-            );
-            std::io::stdout().flush()?;
-        }
-        let Some(line) = lines.next() else { break };
-        let line = line?;
-        if pending.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
-            break;
-        }
-        pending.push_str(&line);
-        pending.push('\n');
-        if line.trim_end().ends_with(';') {
-            let sql = std::mem::take(&mut pending);
-            if let Err(e) = run_statements(ctx, &sql, "the statement", out).await {
-                eprintln!("error: {e:#}");
-                if !interactive {
-                    return Err(e);
-                }
-            }
-        }
-    }
-    if !pending.trim().is_empty() {
-        run_statements(ctx, &pending, "the statement", out).await?;
-    }
-    Ok(())
-}
-
 pub async fn run(args: SqlArgs) -> Result<()> {
     match &args.job {
         Some(path) => {
@@ -222,7 +183,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
             )
             .await?;
             for w in &s.checks.warnings {
-                eprintln!("warning: {w}");
+                dumn::io::log::warn(w);
             }
             let result = statements(&args, &s.ctx).await;
             s.close().await;
@@ -265,6 +226,6 @@ async fn statements(args: &SqlArgs, ctx: &SessionContext) -> Result<()> {
             }
             run_statements(ctx, &sql, &path.display().to_string(), out).await
         }
-        (None, None) => prompt(ctx, out).await,
+        (None, None) => super::prompt::run(ctx, out).await,
     }
 }

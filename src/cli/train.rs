@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use dumn::io::failure::{Failure, MarkFailure};
 use dumn::io::{job_file, publish, Location};
-use dumn::model::artifact;
 use dumn::model::device::DeviceChoice;
+use dumn::model::registry::{self, Registry, DEFAULT_ALIAS};
 use dumn::training::evaluate::Label;
 use dumn::training::fit::{EpochRecord, Progress, Schedule};
 use dumn::training::settings::{self, PrepareOptions, Source, TrainSettings};
-use dumn::training::workflow::{self as training, TrainingSet};
+use dumn::training::workflow::{self as training, SaveTo, TrainingSet};
 
 use super::{row_spinner, EngineArgs};
 
@@ -38,7 +38,9 @@ pub struct TrainFlags {
     /// default: sql/training_examples.sql).
     #[arg(long, value_name = "FILE")]
     pub sql: Option<PathBuf>,
-    /// Where to write the model artifact: a local folder or s3://bucket/prefix.
+    /// The model registry to write into, a local folder or s3://bucket/prefix: the model
+    /// goes to OUT/<version>/ and the alias OUT/latest (see --alias) moves to it. (`dumn
+    /// ablate` writes one plain artifact per variant under OUT instead.)
     #[arg(long, value_name = "LOCATION")]
     pub out: Option<String>,
     /// The label to train for and select on: click (CTR) or dislike (paper §4.5).
@@ -119,8 +121,8 @@ pub struct TrainFlags {
     /// Seed of the model's initialisation and the shuffling.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Where the model runs: auto, cpu or cuda.
-    #[arg(long, value_enum)]
+    /// Where the model runs: auto (CUDA when present), cpu, cuda (the first GPU) or cuda:N.
+    #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceChoice>,
     /// Scratch folder for the materialised examples (default: a temporary folder).
     #[arg(long, value_name = "DIR")]
@@ -227,11 +229,22 @@ async fn prepare(
     set
 }
 
-pub async fn run(args: TrainArgs) -> Result<()> {
-    super::within(args.timeout, train(&args)).await
+/// `dumn train`: the training flags and the alias to move.
+#[derive(Args)]
+pub struct TrainCmdArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The alias of OUT moved to the new version once it is written (jobs name it as
+    /// OUT@ALIAS; `OUT` alone means OUT@latest).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_ALIAS)]
+    pub alias: String,
 }
 
-async fn train(args: &TrainArgs) -> Result<()> {
+pub async fn run(args: TrainCmdArgs) -> Result<()> {
+    super::within(args.train.timeout, train(&args.train, &args.alias)).await
+}
+
+async fn train(args: &TrainArgs, alias: &str) -> Result<()> {
     let started = std::time::Instant::now();
     let s = args.settings()?;
     let out = Location::parse(
@@ -239,16 +252,27 @@ async fn train(args: &TrainArgs) -> Result<()> {
             .as_deref()
             .context("give --out LOCATION (or `out = ...` in the job file)")?,
     )?;
+    registry::check_alias(alias).failure(Failure::BadInput)?;
+    let registry = Registry::new(out.clone());
+    registry
+        .check_not_an_artifact()
+        .await
+        .failure(Failure::BadInput)?;
     publish::check_writable(&out).await?;
     let options = s.prepare_options(training::reads_merged_feedback(&[&s.variant]))?;
     let set = prepare(&s.source(), &options, &args.engine).await?;
+    let save_to = SaveTo::Version {
+        registry,
+        alias: alias.to_string(),
+    };
     let trained =
-        training::train_variant(&set, &s, &s.variant, &out, &Bar::new(&s.variant)).await?;
+        training::train_variant(&set, &s, &s.variant, &save_to, &Bar::new(&s.variant)).await?;
     // The last line: one JSON object for schedulers and log shippers.
     let fit = &trained.fit;
     let summary = serde_json::json!({
         "model_version": trained.model_version,
-        "out": out.to_string(),
+        "out": trained.location.to_string(),
+        "alias": format!("{out}@{alias}"),
         "variant": s.variant,
         "label": s.label.column(),
         "rows": set.rows,
@@ -319,8 +343,9 @@ async fn compare(args: AblateArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// The model artifact folder.
-    pub model: PathBuf,
+    /// The model, local or s3://: MODELS@ALIAS, MODELS@VERSION, MODELS (its latest) or an
+    /// artifact folder.
+    pub model: String,
     /// Raw logs, as for `dumn train`.
     #[arg(long, value_name = "LOCATION")]
     pub data: String,
@@ -341,8 +366,8 @@ pub struct EvalArgs {
     /// last night's histories costs.
     #[arg(long)]
     pub as_of_midnight: bool,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    /// Where the model runs: auto (CUDA when present), cpu, cuda (the first GPU) or cuda:N.
+    #[arg(long, value_name = "DEVICE", default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Also write the metrics as JSON here.
     #[arg(long, value_name = "FILE")]
@@ -354,7 +379,9 @@ pub struct EvalArgs {
 /// `dumn eval`: the metrics of a saved model on any dataset.
 pub async fn eval(args: EvalArgs) -> Result<()> {
     let device = args.device.resolve()?;
-    let loaded = artifact::load(&args.model, device)?;
+    let loaded = registry::open(&args.model, device)
+        .await
+        .failure(Failure::BadInput)?;
     let model = &loaded.model;
     let source = Source {
         data: Some(args.data.clone()),

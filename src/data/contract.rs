@@ -16,19 +16,27 @@
 //!
 //! A table is a folder (or one file) of Parquet (`.parquet`), CSV (`.csv`) or TSV (`.tsv`)
 //! files, with a header line for CSV and TSV. Files whose names start with `_` or `.` are
-//! skipped (markers, staging folders).
+//! skipped (markers, staging folders). Files are read at the top of the folder and below
+//! `key=value` partition folders (`dt=2026-12-01/part-0.parquet`); files in other
+//! sub-folders are not, with a warning that counts them. A scoring job with
+//! `lookback_days` reads only the `dt=` folders of its window (see [`Inputs::event_days`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::options::ReadOptions;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use object_store::ObjectStoreExt;
 
 use super::script::{self, Params, Script};
 use crate::engine::session::first_row;
 use crate::io::location::{self, Location};
+use crate::io::log;
 
 /// The type a required column must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,53 +187,177 @@ impl Format {
     }
 }
 
+/// What [`detect`] found at a table's location.
+struct Found {
+    format: Format,
+    /// The files of the format, relative to the folder; `None` for a single file.
+    files: Option<Vec<String>>,
+}
+
 /// Finds the format of the table at `loc` (a folder, or a single file).
-async fn detect(table: &str, loc: &Location) -> Result<(Format, bool)> {
-    if let Some(f) = Format::of(&loc.file_name()) {
+async fn detect(table: &str, loc: &Location) -> Result<Found> {
+    if let Some(format) = Format::of(&loc.file_name()) {
         let (store, path) = loc.store()?;
         store
             .head(&path)
             .await
             .with_context(|| format!("table `{table}`: cannot read {loc}"))?;
-        return Ok((f, false));
+        return Ok(Found {
+            format,
+            files: None,
+        });
     }
     let files = location::list(loc)
         .await
         .with_context(|| format!("table `{table}`: cannot list {loc}"))?;
-    let mut formats: Vec<Format> = files.iter().filter_map(|(n, _)| Format::of(n)).collect();
+    let files: Vec<String> = files
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| Format::of(n).is_some() && !is_hidden(n))
+        .collect();
+    let mut formats: Vec<Format> = files.iter().filter_map(|n| Format::of(n)).collect();
+    formats.sort_by_key(|f| f.extension());
     formats.dedup();
     match formats.as_slice() {
         [] => bail!(
             "table `{table}`: no .parquet, .csv or .tsv files at {loc} (does the path exist?)"
         ),
-        [f] => Ok((*f, true)),
+        [format] => Ok(Found {
+            format: *format,
+            files: Some(files),
+        }),
         _ => bail!("table `{table}`: {loc} mixes file formats; keep one format per table"),
     }
 }
 
-/// Registers the table `name` from `loc` on `ctx` and checks it against the contract (when
-/// `name` is one of the contract's tables).
-pub async fn register(ctx: &SessionContext, name: &str, loc: &Location) -> Result<()> {
-    let (format, dir) = detect(name, loc).await?;
-    let url = loc.url(dir);
-    match format {
-        Format::Parquet => {
-            let opts = ParquetReadOptions::default().file_extension(format.extension());
-            ctx.register_parquet(name, &url, opts).await
-        }
-        Format::Csv | Format::Tsv => {
-            let delimiter = if format == Format::Tsv { b'\t' } else { b',' };
-            let opts = CsvReadOptions::new()
-                .has_header(true)
-                .delimiter(delimiter)
-                .file_extension(format.extension());
-            ctx.register_csv(name, &url, opts).await
-        }
+/// Whether a file is skipped by every reader: a part of its path starts with `_` or `.`
+/// (markers, staging folders).
+fn is_hidden(rel: &str) -> bool {
+    rel.split('/')
+        .any(|p| p.starts_with('_') || p.starts_with('.'))
+}
+
+/// Whether the reader reads a file of a table's folder: one at the top, or below only
+/// `key=value` partition folders (as Hive, and DataFusion, read them).
+fn is_read(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    parts[..parts.len() - 1].iter().all(|p| p.contains('='))
+}
+
+/// The `dt=YYYY-MM-DD` folder a file sits in, directly under the table's folder.
+fn day_partition(rel: &str) -> Option<(&str, NaiveDate)> {
+    let (folder, _) = rel.split_once('/')?;
+    let day = folder.strip_prefix("dt=")?;
+    Some((folder, NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?))
+}
+
+/// The folders to read of a table partitioned by `dt=` whose events must fall on the days
+/// `days` (inclusive): the partitions of those days and of one day either side (slack for
+/// time zones), or, when none of them exists, the newest partition (which gives the table
+/// its schema; the SQL's filter on `ts` then drops its rows). `None` when the files are not
+/// all in `dt=` folders: then everything is read.
+fn partitions_to_read(files: &[String], days: (NaiveDate, NaiveDate)) -> Option<Vec<String>> {
+    let mut partitions: Vec<(NaiveDate, &str)> = Vec::new();
+    for f in files {
+        let (folder, day) = day_partition(f)?;
+        partitions.push((day, folder));
     }
-    .with_context(|| format!("table `{name}`: cannot read {loc}"))?;
+    partitions.sort();
+    partitions.dedup();
+    let (from, to) = (days.0 - chrono::Days::new(1), days.1 + chrono::Days::new(1));
+    let mut kept: Vec<String> = partitions
+        .iter()
+        .filter(|(d, _)| (from..=to).contains(d))
+        .map(|(_, f)| f.to_string())
+        .collect();
+    if kept.is_empty() {
+        kept.push(partitions.last()?.1.to_string());
+    }
+    Some(kept)
+}
+
+/// Registers the table `name` from `loc` on `ctx` and checks it against the contract (when
+/// `name` is one of the contract's tables). With `days`, a folder partitioned by
+/// `dt=YYYY-MM-DD` is read only for those days (see [`partitions_to_read`]). Files in
+/// sub-folders that the reader skips (not `key=value`) are counted into a warning.
+pub async fn register(
+    ctx: &SessionContext,
+    name: &str,
+    loc: &Location,
+    days: Option<(NaiveDate, NaiveDate)>,
+) -> Result<()> {
+    let found = detect(name, loc).await?;
+    let format = found.format;
+    let urls: Vec<String> = match &found.files {
+        None => vec![loc.url(false)],
+        Some(files) => {
+            let skipped: Vec<&String> = files.iter().filter(|f| !is_read(f)).collect();
+            if let Some(first) = skipped.first() {
+                let mut folders: Vec<&str> = skipped
+                    .iter()
+                    .map(|f| f.rsplit_once('/').map_or("", |(d, _)| d))
+                    .collect();
+                folders.dedup();
+                log::warn(format_args!(
+                    "table `{name}`: {} file(s) in {} sub-folder(s) of {loc} are not read \
+                     (only files at the top and in key=value partition folders are), for \
+                     example {first}; move them up or into a key=value folder",
+                    skipped.len(),
+                    folders.len()
+                ));
+            }
+            match days.and_then(|d| partitions_to_read(files, d)) {
+                Some(kept) => {
+                    let total = files.iter().filter_map(|f| day_partition(f)).count();
+                    tracing::info!(
+                        "table `{name}`: reading {} dt= partition(s) of {loc} ({total} files in all)",
+                        kept.len()
+                    );
+                    kept.iter().map(|f| loc.join(f).url(true)).collect()
+                }
+                None => vec![loc.url(true)],
+            }
+        }
+    };
+    register_listing(ctx, name, format, &urls)
+        .await
+        .with_context(|| format!("table `{name}`: cannot read {loc}"))?;
     if let Some(spec) = spec(name) {
         check_registered(ctx, spec, &loc.to_string()).await?;
     }
+    Ok(())
+}
+
+/// Registers one listing table over `urls` (folders or files of one format); its schema
+/// comes from the first.
+async fn register_listing(
+    ctx: &SessionContext,
+    name: &str,
+    format: Format,
+    urls: &[String],
+) -> datafusion::common::Result<()> {
+    let (config, table_options) = (ctx.copied_config(), ctx.copied_table_options());
+    let options = match format {
+        Format::Parquet => ParquetReadOptions::default()
+            .file_extension(format.extension())
+            .to_listing_options(&config, table_options),
+        Format::Csv | Format::Tsv => CsvReadOptions::new()
+            .has_header(true)
+            .delimiter(if format == Format::Tsv { b'\t' } else { b',' })
+            .file_extension(format.extension())
+            .to_listing_options(&config, table_options),
+    };
+    let urls: Vec<ListingTableUrl> = urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::common::Result<_>>()?;
+    let schema = options.infer_schema(&ctx.state(), &urls[0]).await?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config)?
+        .with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
+    ctx.register_table(name, Arc::new(table))?;
     Ok(())
 }
 
@@ -249,9 +381,20 @@ pub struct Inputs {
     /// SQL that defines the contract's tables from other files (`sql/adapters/`), run
     /// with `${data}` bound to `data`.
     pub adapter: Option<Script>,
+    /// The days whose events the run needs (inclusive), when bounded (a scoring job's
+    /// `lookback_days`): `impressions` and `actions` folders partitioned by
+    /// `dt=YYYY-MM-DD` are then read only for those days, give or take one. A `dt=D`
+    /// folder must hold events of day D.
+    pub event_days: Option<(NaiveDate, NaiveDate)>,
 }
 
 impl Inputs {
+    /// The days to read of table `name` (only the event tables are bounded).
+    fn days_of(&self, name: &str) -> Option<(NaiveDate, NaiveDate)> {
+        self.event_days
+            .filter(|_| matches!(name, "impressions" | "actions"))
+    }
+
     /// Inputs from a data folder, `name=location` table overrides (as `--table` takes them)
     /// and an adapter name or file.
     pub fn from_flags(
@@ -266,6 +409,7 @@ impl Inputs {
                 .map(|t| Self::parse_table_flag(t))
                 .collect::<Result<_>>()?,
             adapter: adapter.map(script::adapter).transpose()?,
+            event_days: None,
         })
     }
 
@@ -291,7 +435,7 @@ impl Inputs {
             adapter.run(ctx, &params).await?;
         }
         for (name, loc) in &self.tables {
-            register(ctx, name, loc).await?;
+            register(ctx, name, loc, self.days_of(name)).await?;
         }
         for name in names {
             if self.tables.contains_key(*name) {
@@ -305,7 +449,7 @@ impl Inputs {
             let Some(data) = &self.data else {
                 bail!("no location for table `{name}`: give --data DIR (with {name}/ inside) or --table {name}=LOCATION");
             };
-            register(ctx, name, &data.join(name)).await?;
+            register(ctx, name, &data.join(name), self.days_of(name)).await?;
         }
         Ok(())
     }

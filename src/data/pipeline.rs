@@ -95,7 +95,7 @@ pub async fn cluster_candidates(ctx: &SessionContext, scratch: &Location) -> Res
         .await
         .context("ordering the candidates by user")?;
     ctx.deregister_table("candidates")?;
-    contract::register(ctx, "candidates", &target).await
+    contract::register(ctx, "candidates", &target, None).await
 }
 
 /// Impressions per partition when building training examples (see [`prepare`]).

@@ -8,12 +8,14 @@
 //! | [`parquet`] | writing a query's result as a Parquet table, all or nothing |
 //! | [`job_file`] | reading a TOML job file, with overrides laid over it |
 //! | [`failure`] | the kinds of failure behind the exit codes |
+//! | [`log`] | warnings and progress for the operator, as text or JSON lines |
 //!
 //! This stage calls no other stage of the crate.
 
 pub mod failure;
 pub mod job_file;
 pub mod location;
+pub mod log;
 pub mod parquet;
 pub mod publish;
 pub mod stores;

@@ -1,21 +1,23 @@
-//! `--device auto|cpu|cuda`: where the model runs.
+//! `--device auto|cpu|cuda|cuda:N`: where the model runs.
+
+use std::fmt;
+use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use clap::ValueEnum;
 use tch::Device;
 
-/// The user's device choice, as the `--device` flag spells it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
+/// The user's device choice, as the `--device` flag and the `device` job key spell it:
+/// `auto`, `cpu`, `cuda` (the first GPU) or `cuda:N` (GPU number N, as `nvidia-smi`
+/// numbers them unless `CUDA_VISIBLE_DEVICES` renumbers them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DeviceChoice {
-    /// CUDA when a GPU is visible, CPU otherwise.
+    /// The first CUDA GPU when one is visible, CPU otherwise.
     #[default]
     Auto,
     Cpu,
-    /// The first CUDA GPU; an error when there is none.
-    Cuda,
+    /// This CUDA GPU; an error when there is no such GPU.
+    Cuda(usize),
 }
 
 impl DeviceChoice {
@@ -24,17 +26,64 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
             DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-            DeviceChoice::Cuda => {
-                if tch::Cuda::is_available() {
-                    Ok(Device::Cuda(0))
-                } else {
+            DeviceChoice::Cuda(i) => {
+                if !tch::Cuda::is_available() {
                     bail!(
-                        "--device cuda was asked for, but libtorch sees no CUDA device here \
+                        "--device {self} was asked for, but libtorch sees no CUDA device here \
                          (tch::Cuda::is_available() is false); use --device cpu or --device auto"
                     )
                 }
+                let count = tch::Cuda::device_count() as usize;
+                if i >= count {
+                    bail!(
+                        "--device {self} was asked for, but libtorch sees {count} CUDA \
+                         device(s), cuda:0 to cuda:{}",
+                        count - 1
+                    )
+                }
+                Ok(Device::Cuda(i))
             }
         }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not a device: use auto, cpu, cuda or cuda:N");
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(bad),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceChoice {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(d: DeviceChoice) -> String {
+        d.to_string()
     }
 }
 
@@ -71,5 +120,36 @@ pub fn tune_allocator() {
             // SAFETY: as above.
             unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_parse_and_print_back() {
+        for (text, choice) in [
+            ("auto", DeviceChoice::Auto),
+            ("CPU", DeviceChoice::Cpu),
+            ("cuda", DeviceChoice::Cuda(0)),
+            ("cuda:3", DeviceChoice::Cuda(3)),
+        ] {
+            let parsed: DeviceChoice = text.parse().unwrap();
+            assert_eq!(parsed, choice);
+            assert_eq!(parsed.to_string().parse::<DeviceChoice>().unwrap(), choice);
+        }
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1"] {
+            let err = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(err.contains(bad) && err.contains("cuda:N"), "{err}");
+        }
+        // The job file spells it the same way.
+        #[derive(serde::Deserialize)]
+        struct Job {
+            device: DeviceChoice,
+        }
+        let job: Job = toml::from_str("device = \"cuda:1\"").unwrap();
+        assert_eq!(job.device, DeviceChoice::Cuda(1));
+        assert!(toml::from_str::<Job>("device = \"tpu\"").is_err());
     }
 }

@@ -8,7 +8,8 @@
 //! | [`batch`] | examples → padded tensors ([`Batch`], [`UserBatch`], [`CandidateBatch`]) |
 //! | [`config`] | hyper-parameters and the paper's ablation variants |
 //! | [`artifact`] | saving and loading a trained model (safetensors + JSON manifest) |
-//! | [`device`] | `--device auto|cpu|cuda` |
+//! | [`registry`] | model versions and aliases (`MODELS/<version>/`, `MODELS@latest`) |
+//! | [`device`] | `--device auto|cpu|cuda|cuda:N` |
 //! | [`scorer`] | a loaded model scoring rows, one user step per user |
 //!
 //! The network itself, equation by equation:
@@ -58,6 +59,7 @@ pub mod memory;
 pub mod pair;
 mod params;
 pub mod purification;
+pub mod registry;
 pub mod scorer;
 
 use anyhow::Result;

@@ -30,7 +30,9 @@ pub struct Job {
     pub tables: BTreeMap<String, String>,
     /// An adapter (kuairand, taobao or a .sql file) that defines the input tables.
     pub adapter: Option<String>,
-    /// The model artifact (local folder or s3://).
+    /// The model, local or s3://: `MODELS@ALIAS` or `MODELS@VERSION` of a folder `dumn
+    /// train --out MODELS` writes, `MODELS` alone for its `latest`, or an artifact folder
+    /// (see [`crate::model::registry`]).
     pub model: String,
     /// The output root: the run writes `scores/dt=D/` and `ranking/dt=D/` under it.
     pub out: String,
@@ -44,7 +46,7 @@ pub struct Job {
     pub ranking_sql: Option<PathBuf>,
     /// Candidates per model call.
     pub batch_size: Option<usize>,
-    /// Where the model runs: auto, cpu or cuda.
+    /// Where the model runs: auto, cpu, cuda or cuda:N.
     pub device: Option<DeviceChoice>,
     /// Candidates with a higher dislike probability are left out of the ranking.
     #[serde(default = "default_threshold")]

@@ -86,7 +86,7 @@ async fn score_day(
     } = scoring;
     let scored_at = chrono::Utc::now();
     for w in &checks.warnings {
-        eprintln!("warning: {w}");
+        crate::io::log::warn(w);
     }
     let version = scorer.model_version().to_string();
     let candidates = checks.rows.get("candidates").copied().unwrap_or(0);
@@ -139,7 +139,7 @@ async fn score_day(
     // The ranking table, from the scores just written.
     let ranked = async {
         ctx.deregister_table("scores")?;
-        contract::register(ctx, "scores", &scores.staging).await?;
+        contract::register(ctx, "scores", &scores.staging, None).await?;
         let df = define_view(
             ctx,
             job.ranking_sql.as_deref(),

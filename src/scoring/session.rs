@@ -15,8 +15,8 @@ use crate::engine::cluster::connect;
 use crate::engine::session::{self, EngineOptions};
 use crate::io::failure::{Failure, MarkFailure};
 use crate::io::Location;
-use crate::model::artifact;
 use crate::model::device::DeviceChoice;
+use crate::model::registry;
 use crate::model::scorer::{Scorer, DEFAULT_BATCH_SIZE};
 use crate::udfs;
 
@@ -30,7 +30,7 @@ pub async fn load_scorer(
     let device = device.resolve().failure(Failure::Infrastructure)?;
     let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
     ensure!(batch_size > 0, "the batch size must be at least 1");
-    let artifact = artifact::open(&Location::parse(model)?, device)
+    let artifact = registry::open(model, device)
         .await
         .failure(Failure::BadInput)?;
     Ok(Arc::new(Scorer::new(artifact, batch_size)))
@@ -108,9 +108,14 @@ impl Scoring {
                 job.lookback_days,
             );
         let last = job.sql.as_deref().map(Script::from_file).transpose()?;
+        let mut inputs = job.inputs()?;
+        if job.lookback_days > 0 {
+            let first = date - chrono::Days::new(u64::from(job.lookback_days));
+            inputs.event_days = Some((first, date - chrono::Days::new(1)));
+        }
         let (df, checks) = pipeline::prepare(
             ctx,
-            &job.inputs()?,
+            &inputs,
             ModelInput::Scoring,
             last.as_ref(),
             &params,

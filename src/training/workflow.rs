@@ -38,6 +38,7 @@ use crate::io::publish;
 use crate::model::artifact::{self, DataInfo};
 use crate::model::device::describe;
 use crate::model::features::FeatureSchema;
+use crate::model::registry::Registry;
 use crate::model::{Ablation, Dumn, FeedbackMode, ModelConfig};
 
 /// Examples materialised once, shared by every model trained on them.
@@ -95,7 +96,7 @@ impl TrainingSet {
         )
         .await?;
         for w in &checks.warnings {
-            eprintln!("warning: {w}");
+            crate::io::log::warn(w);
         }
         let feedback = FeedbackSummary::read(&ctx).await?;
         let columns = dataset::feature_columns(&ctx).await?;
@@ -194,15 +195,36 @@ pub fn reads_merged_feedback<S: AsRef<str>>(variants: &[S]) -> bool {
 pub struct Trained {
     pub fit: FitResult,
     pub model_version: String,
+    /// The artifact folder written.
+    pub location: Location,
 }
 
-/// Trains `variant` on `set` with the settings `s`, saves it to `out` and returns the fit
-/// and the saved model's version.
+/// Where [`train_variant`] saves the model.
+pub enum SaveTo {
+    /// Exactly this artifact folder, replacing what is there (`dumn ablate`: one per
+    /// variant and seed).
+    Artifact(Location),
+    /// A new version folder of this registry, then `alias` moved to it (`dumn train`; see
+    /// [`crate::model::registry`]).
+    Version { registry: Registry, alias: String },
+}
+
+impl SaveTo {
+    fn describe(&self) -> String {
+        match self {
+            SaveTo::Artifact(loc) => loc.to_string(),
+            SaveTo::Version { registry, alias } => format!("{}@{alias}", registry.root()),
+        }
+    }
+}
+
+/// Trains `variant` on `set` with the settings `s`, saves it (see [`SaveTo`]) and returns
+/// the fit, the saved model's version and where it went.
 pub async fn train_variant(
     set: &TrainingSet,
     s: &TrainSettings,
     variant: &str,
-    out: &Location,
+    save_to: &SaveTo,
     progress: &dyn Progress,
 ) -> Result<Trained> {
     let ablation = ablation(variant)?;
@@ -296,11 +318,24 @@ pub async fn train_variant(
         rows: set.rows,
         description: format!("training examples from {}", set.data),
     };
-    // An S3 artifact is written locally first, then staged and published like any output.
-    let local_dir = tempfile::Builder::new().prefix("dumn-model-").tempdir()?;
-    let local: PathBuf = match out {
-        Location::Local(p) => p.clone(),
-        Location::S3 { .. } => local_dir.path().join("model"),
+    // An S3 artifact is written locally first, then staged and published like any output;
+    // a local version is written in a hidden folder of the registry, then renamed.
+    let local_dir = match save_to {
+        SaveTo::Version { registry, .. } => match registry.root() {
+            Location::Local(root) => {
+                std::fs::create_dir_all(root)
+                    .with_context(|| format!("creating {}", root.display()))?;
+                tempfile::Builder::new()
+                    .prefix(".dumn-model-")
+                    .tempdir_in(root)?
+            }
+            Location::S3 { .. } => tempfile::Builder::new().prefix("dumn-model-").tempdir()?,
+        },
+        SaveTo::Artifact(_) => tempfile::Builder::new().prefix("dumn-model-").tempdir()?,
+    };
+    let local: PathBuf = match save_to {
+        SaveTo::Artifact(Location::Local(p)) => p.clone(),
+        _ => local_dir.path().join("model"),
     };
     let manifest = artifact::save_with_files(
         &model,
@@ -313,20 +348,34 @@ pub async fn train_variant(
         ],
     )?;
     println!("{variant}: {}", result.summary());
-    if !out.is_local() {
-        let staging = publish::staging_for(out)?;
-        for entry in std::fs::read_dir(&local)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            location::put(&staging.join(&name), std::fs::read(entry.path())?).await?;
+    let location = match save_to {
+        SaveTo::Artifact(out @ Location::Local(_)) => out.clone(),
+        SaveTo::Artifact(out) => {
+            let staging = publish::staging_for(out)?;
+            for entry in std::fs::read_dir(&local)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                location::put(&staging.join(&name), std::fs::read(entry.path())?).await?;
+            }
+            let marker = json!({ "model_version": manifest.model_version });
+            publish::publish(&staging, out, &serde_json::to_vec_pretty(&marker)?).await?;
+            out.clone()
         }
-        let marker = json!({ "model_version": manifest.model_version });
-        publish::publish(&staging, out, &serde_json::to_vec_pretty(&marker)?).await?;
-    }
-    println!("saved model {} to {out}", manifest.model_version);
+        SaveTo::Version { registry, alias } => {
+            let loc = registry.add(&local, &manifest.model_version).await?;
+            registry.set_alias(alias, &manifest.model_version).await?;
+            loc
+        }
+    };
+    println!(
+        "saved model {} to {location} ({})",
+        manifest.model_version,
+        save_to.describe()
+    );
     Ok(Trained {
         fit: result,
         model_version: manifest.model_version,
+        location,
     })
 }
 
@@ -610,9 +659,15 @@ pub async fn ablate(
             let result = match kept {
                 Some(result) => result,
                 None => {
-                    train_variant(&set, &settings, v, &dir, progress(&name).as_ref())
-                        .await?
-                        .fit
+                    train_variant(
+                        &set,
+                        &settings,
+                        v,
+                        &SaveTo::Artifact(dir.clone()),
+                        progress(&name).as_ref(),
+                    )
+                    .await?
+                    .fit
                 }
             };
             runs.push(AblationRun {
@@ -693,7 +748,7 @@ pub async fn evaluate_model(
             .iter()
             .map(|f| &f.name))
     {
-        eprintln!("warning: the data's feature columns differ from the model's; the model reads its own columns by name");
+        crate::io::log::warn("the data's feature columns differ from the model's; the model reads its own columns by name");
     }
     let mut out = Vec::new();
     for label in [Label::Click, Label::Dislike] {

@@ -289,3 +289,12 @@ pub fn dumn_exit_code(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = dumn_output(None, args, env);
     (out.status.code().unwrap_or(-1), stdout_and_stderr(&out))
 }
+
+/// The version folder that `alias` of the model registry `registry` names (`dumn train
+/// --out REGISTRY` writes `REGISTRY/<version>/` and the alias `REGISTRY/latest`).
+pub fn aliased(registry: &Path, alias: &str) -> PathBuf {
+    let path = registry.join(alias);
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let alias: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    registry.join(alias["version"].as_str().unwrap())
+}
