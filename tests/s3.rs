@@ -365,4 +365,29 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
             .collect();
         assert!(left.is_empty(), "{table}: staged objects left: {left:?}");
     }
+    // The run removed its lease from the bucket; a lease that another live run holds
+    // there (an object of the bucket, which the conditional PUT finds) stops a second run
+    // of the day with code 3.
+    let lease = server
+        .root
+        .path()
+        .join("dumn/nightly/_leases/2026-11-07.json");
+    assert!(!lease.exists());
+    let now = chrono::Utc::now();
+    let holder = serde_json::json!({
+        "run": "dumn run elsewhere", "host": "worker-9", "pid": 77,
+        "started_at": now, "expires_at": now + chrono::Duration::hours(1),
+    });
+    let planted = fx.path("lease.json");
+    std::fs::write(&planted, holder.to_string()).unwrap();
+    std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    std::fs::copy(&planted, &lease).unwrap();
+    let (code, out) = dumn_exit_code(
+        &["run", &nightly],
+        &env.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("worker-9"), "{out}");
 }

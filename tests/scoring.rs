@@ -2,6 +2,7 @@
 //! tables, re-runs, killed runs and bad inputs.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -617,6 +618,74 @@ fn a_job_file_elsewhere_runs_from_any_folder_under_env_and_set_overrides() {
     // A key that does not exist is named.
     let (ok, _, stderr) = run_dumn_in(elsewhere.path(), &["run", job_arg, "--set", "topk=3"], &[]);
     assert!(!ok && stderr.contains("no key `topk`"), "{stderr}");
+}
+
+/// Writes a lease on `fx`'s day as another run would hold it.
+fn plant_lease(fx: &Fixture, host: &str, pid: u32, expires_in: chrono::Duration) -> PathBuf {
+    let lease = fx.path("out/_leases").join(format!("{}.json", fx.date()));
+    std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    let now = chrono::Utc::now();
+    let holder = serde_json::json!({
+        "run": "dumn run of the nightly job",
+        "host": host,
+        "pid": pid,
+        "started_at": now,
+        "expires_at": now + expires_in,
+    });
+    std::fs::write(&lease, serde_json::to_vec(&holder).unwrap()).unwrap();
+    lease
+}
+
+#[test]
+fn a_second_run_of_a_day_fails_with_code_3_and_dead_runs_leases_are_taken_over() {
+    let fx = Fixture::new(3);
+    let job = fx.job("job.toml", "");
+    let job = job.to_str().unwrap();
+
+    // A live run of the day, on another machine, holds the lease: this run stops before
+    // any work with code 3 and names it; the holder's lease is left alone.
+    let lease = plant_lease(&fx, "worker-7", 4242, chrono::Duration::hours(1));
+    let planted = std::fs::read(&lease).unwrap();
+    let (code, text) = dumn_exit_code(&["run", job], &[]);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("worker-7") && text.contains("4242"), "{text}");
+    assert!(!fx.day("scores").exists() && !fx.day("ranking").exists());
+    assert_eq!(std::fs::read(&lease).unwrap(), planted);
+
+    // Its lease expired (the run was killed on its machine): taken over; removed after.
+    plant_lease(&fx, "worker-7", 4242, chrono::Duration::minutes(-1));
+    let (code, text) = dumn_exit_code(&["run", job], &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!lease.exists(), "the run removes its lease");
+
+    // A run of this machine whose process is gone: taken over at once.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    plant_lease(&fx, host.trim(), pid, chrono::Duration::hours(1));
+    let (code, text) = dumn_exit_code(&["run", job], &[]);
+    assert_eq!(code, 0, "{text}");
+
+    // Two runs of the day started together: at most one fails, with code 3, and the day
+    // is whole (every candidate once) with its marker.
+    std::fs::remove_dir_all(fx.path("out")).unwrap();
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+            .args(["run", job])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(start);
+        let b = s.spawn(start);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut codes = [a.status.code().unwrap(), b.status.code().unwrap()];
+    codes.sort();
+    assert!(codes == [0, 0] || codes == [0, 3], "{codes:?}: {a:?} {b:?}");
+    assert!(fx.day("scores").join("_SUCCESS").is_file());
+    assert_eq!(day_rows(&fx, "scores").num_rows(), 120 * 3);
 }
 
 #[test]

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
+use chrono::NaiveDate;
 use clap::Args;
 use indicatif::ProgressBar;
 
+use dumn::io::lease::Lease;
 use dumn::model::device::DeviceChoice;
 use dumn::model::scorer::Scorer;
 use dumn::scoring::job::Job;
@@ -77,19 +79,24 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    super::within(args.timeout, run_job(&args)).await
-}
-
-async fn run_job(args: &RunArgs) -> Result<()> {
     let job = Job::read(&args.job, &args.set)?;
     let date = job.date(args.date.as_deref())?;
-    let scorer = args.model.scorer(&job.model, Some(&job)).await?;
+    // Held for the whole run, and released even when --timeout ends it.
+    let lease = dumn::scoring::run::lease_day(&job, date).await?;
+    let result = super::within(args.timeout, run_job(&args, &job, date, &lease)).await;
+    lease.release().await;
+    result
+}
+
+async fn run_job(args: &RunArgs, job: &Job, date: NaiveDate, lease: &Lease) -> Result<()> {
+    let scorer = args.model.scorer(&job.model, Some(job)).await?;
     // The bar appears once scoring starts, when the number of candidates is known.
     let bar: Arc<OnceLock<ProgressBar>> = Arc::default();
     let progress = bar.clone();
     let result = dumn::scoring::run::run(
-        &job,
+        job,
         date,
+        lease,
         scorer,
         &args.engine.options(),
         args.cluster.cluster.as_deref(),

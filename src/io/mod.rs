@@ -6,6 +6,7 @@
 //! | [`stores`] | the S3 store of each bucket and the registry every session resolves URLs with |
 //! | [`publish`] | staging folders and the atomic publish of a folder with its `_SUCCESS` marker |
 //! | [`parquet`] | writing a query's result as a Parquet table, all or nothing |
+//! | [`lease`] | the lease that keeps two runs of one output from overlapping |
 //! | [`job_file`] | reading a TOML job file, with overrides laid over it |
 //! | [`failure`] | the kinds of failure behind the exit codes |
 //! | [`log`] | warnings and progress for the operator, as text or JSON lines |
@@ -14,6 +15,7 @@
 
 pub mod failure;
 pub mod job_file;
+pub mod lease;
 pub mod location;
 pub mod log;
 pub mod parquet;

@@ -10,7 +10,8 @@
 //! published only when both are complete: a failed or killed run leaves day D as it was
 //! (readable, from the previous run, or absent), and a re-run of D replaces that day's
 //! files exactly and removes the staging folders that the failed run left (see
-//! [`crate::io::parquet::stage_parquet`]). Runs of the same day must not overlap.
+//! [`crate::io::parquet::stage_parquet`]). Runs of the same day exclude each other: each
+//! holds the day's lease ([`lease_day`]) while it works.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,17 +28,30 @@ use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
 use crate::engine::session::EngineOptions;
 use crate::io::failure::{Failure, MarkFailure};
+use crate::io::lease::Lease;
 use crate::io::parquet::{stage_parquet, WriteSummary};
 use crate::io::{publish, Location};
 use crate::model::device::describe;
 use crate::model::scorer::Scorer;
 
+/// Takes the lease on `job`'s day `date` (`OUT/_leases/DATE.json`), which every run of
+/// that day must hold while it works: a second run of the day fails with exit code 3,
+/// naming the first (see [`crate::io::lease`]).
+pub async fn lease_day(job: &Job, date: NaiveDate) -> Result<Lease> {
+    let at = Location::parse(&job.out)?
+        .join("_leases")
+        .join(&format!("{date}.json"));
+    publish::check_writable(&at).await?;
+    Lease::acquire(&at, &format!("dumn run of {} for {date}", job.out)).await
+}
+
 /// Runs `job` for `date` with `scorer`, in this process or on the cluster whose
-/// scheduler is at `cluster`; `on_rows` is called with the candidates scored so far and
-/// the number to score.
+/// scheduler is at `cluster`, holding `lease` (from [`lease_day`]); `on_rows` is called
+/// with the candidates scored so far and the number to score.
 pub async fn run(
     job: &Job,
     date: NaiveDate,
+    lease: &Lease,
     scorer: Arc<Scorer>,
     engine: &EngineOptions,
     cluster: Option<&str>,
@@ -56,8 +70,12 @@ pub async fn run(
         .failure(Failure::BadInput)?;
     let result = score_day(
         job,
-        date,
-        (&scores_at, &ranking_at),
+        Day {
+            date,
+            scores_at: &scores_at,
+            ranking_at: &ranking_at,
+            lease,
+        },
         &scoring,
         cluster,
         started,
@@ -69,10 +87,17 @@ pub async fn run(
 }
 
 /// Writes and publishes the day's tables from an open [`Scoring`] session.
+/// The day a run writes: its date, its two tables' locations and the lease it holds.
+struct Day<'a> {
+    date: NaiveDate,
+    scores_at: &'a Location,
+    ranking_at: &'a Location,
+    lease: &'a Lease,
+}
+
 async fn score_day(
     job: &Job,
-    date: NaiveDate,
-    (scores_at, ranking_at): (&Location, &Location),
+    day: Day<'_>,
     scoring: &Scoring,
     cluster: Option<&str>,
     started: Instant,
@@ -84,6 +109,12 @@ async fn score_day(
         checks,
         ..
     } = scoring;
+    let Day {
+        date,
+        scores_at,
+        ranking_at,
+        lease,
+    } = day;
     let scored_at = chrono::Utc::now();
     for w in &checks.warnings {
         crate::io::log::warn(w);
@@ -171,6 +202,11 @@ async fn score_day(
             "lookback_days": job.lookback_days,
         })
     };
+    if let Err(e) = lease.check() {
+        scores.discard().await;
+        ranking.discard().await;
+        return Err(e);
+    }
     let scored = scores.publish(scores_at, marker("scores")).await;
     let scored = match scored {
         Ok(s) => s,
