@@ -13,8 +13,17 @@ fn examples(
     dataset: &str,
     out: &std::path::Path,
 ) -> Vec<datafusion::arrow::array::RecordBatch> {
+    examples_from(adapter, &shared_dir().join("datasets").join(dataset), out)
+}
+
+/// [`examples`] from the dataset's folder `data`.
+fn examples_from(
+    adapter: &str,
+    data: &std::path::Path,
+    out: &std::path::Path,
+) -> Vec<datafusion::arrow::array::RecordBatch> {
     let inputs = Inputs {
-        data: Some(Location::Local(shared_dir().join("datasets").join(dataset))),
+        data: Some(Location::Local(data.to_path_buf())),
         adapter: Some(script::adapter(adapter).unwrap()),
         ..Default::default()
     };
@@ -101,4 +110,24 @@ fn taobao_loads_with_likes_from_the_behaviour_log() {
         with_likes > 100,
         "cart/fav/buy events become likes: {with_likes}"
     );
+}
+
+#[test]
+fn an_adapter_reads_a_folder_whose_name_has_spaces_quotes_hashes_percents_and_accents() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("it's #1 at 100% — ünï");
+    std::fs::create_dir_all(&odd).unwrap();
+    let from = shared_dir().join("datasets/ali_display_dmr_sample");
+    std::fs::copy(
+        from.join("alimama_sampled_train.txt"),
+        odd.join("alimama_sampled_train.txt"),
+    )
+    .unwrap();
+    let rows = |b: &[datafusion::arrow::array::RecordBatch]| -> usize {
+        b.iter().map(|b| b.num_rows()).sum()
+    };
+    let here = examples_from("taobao", &odd, &dir.path().join("a"));
+    let there = examples("taobao", "ali_display_dmr_sample", &dir.path().join("b"));
+    assert!(rows(&here) > 0);
+    assert_eq!(rows(&here), rows(&there));
 }

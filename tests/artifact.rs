@@ -6,6 +6,7 @@ use std::fs;
 use crate::common::{examples, small_config, with_vocabularies};
 use dumn::model::artifact::{self, DataInfo, MANIFEST_FILE, WEIGHTS_FILE};
 use dumn::model::device::DeviceChoice;
+use dumn::model::scorer::Scorer;
 use dumn::model::{Ablation, Batch, Dumn};
 use dumn::training::step::Trainer;
 use tch::Device;
@@ -143,6 +144,58 @@ fn a_manifest_that_disagrees_with_its_weights_is_refused() {
         err.contains("memory.memory") && err.contains("shape"),
         "{err}"
     );
+}
+
+#[test]
+fn a_weights_file_outside_the_artifact_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    save(&trained_model(), &dir);
+    let path = dir.join(MANIFEST_FILE);
+    let manifest = fs::read_to_string(&path).unwrap();
+    for file in ["../other/weights.safetensors", "/etc/passwd", "..", ""] {
+        let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        m["weights"]["file"] = serde_json::json!(file);
+        fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+        let err = format!("{:#}", artifact::load(&dir, Device::Cpu).unwrap_err());
+        assert!(
+            err.contains("weights.file") && err.contains("plain name"),
+            "{file}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_libtorch_panic_fails_the_call_and_leaves_the_scorer_usable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    save(&trained_model(), &dir);
+    let rows = examples(12, 4);
+    let healthy = Scorer::new(artifact::load(&dir, Device::Cpu).unwrap(), 8)
+        .score(&rows)
+        .unwrap();
+
+    // One weight of the loaded model gets a shape its layer cannot use: every forward
+    // panics inside libtorch, as a corrupted weight or a device fault would.
+    let loaded = artifact::load(&dir, Device::Cpu).unwrap();
+    let weight = loaded
+        .model
+        .var_store()
+        .variables()
+        .remove("click_head.fc0.weight")
+        .expect("the click head's first layer");
+    let original = weight.copy();
+    let mut handle = weight.shallow_clone();
+    tch::no_grad(|| handle.set_data(&tch::Tensor::zeros([1, 1], (tch::Kind::Float, Device::Cpu))));
+    let scorer = Scorer::new(loaded, 8);
+    let err = format!("{:#}", scorer.score(&rows).unwrap_err());
+    assert!(err.contains("libtorch panicked"), "{err}");
+
+    // The scorer is not poisoned: with the weight back, the same rows score as before.
+    tch::no_grad(|| handle.set_data(&original));
+    assert_eq!(scorer.device(), Device::Cpu);
+    let again = scorer.score(&rows).unwrap();
+    assert_eq!(again, healthy);
 }
 
 #[test]

@@ -688,6 +688,169 @@ fn a_second_run_of_a_day_fails_with_code_3_and_dead_runs_leases_are_taken_over()
     assert_eq!(day_rows(&fx, "scores").num_rows(), 120 * 3);
 }
 
+/// Copies the folder `from` into `to`, recursively.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_job_whose_paths_have_spaces_quotes_hashes_percents_and_accents_runs() {
+    let fx = Fixture::new(2);
+    let odd = fx.path("it's #1 at 100% — ünï");
+    copy_tree(&fx.path("data"), &odd.join("data"));
+    copy_tree(&fx.path("model"), &odd.join("model"));
+    let job = fx.job(
+        "odd.toml",
+        &format!(
+            "data = \"{0}/data\"\nmodel = \"{0}/model\"\nout = \"{0}/out\"",
+            odd.display()
+        ),
+    );
+    let (ok, text) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let day = odd.join(format!("out/scores/dt={}", fx.date()));
+    assert!(day.join("_SUCCESS").is_file(), "{text}");
+    // `dumn sql --table` reads the odd folder too.
+    let table = format!("s={}", day.display());
+    let (ok, text) = dumn(&[
+        "sql",
+        "--table",
+        &table,
+        "-c",
+        "SELECT count(*) AS n FROM s",
+    ]);
+    assert!(ok && text.contains("| 240 |"), "{text}");
+}
+
+#[test]
+fn outputs_that_overlap_inputs_or_hold_other_files_are_refused_before_any_work() {
+    let fx = Fixture::new(2);
+    let data = fx.path("data");
+    let listing = |dir: &std::path::Path| file_names(dir);
+    let before = listing(&data.join("impressions"));
+    for (out, says) in [
+        (data.display().to_string(), "is the input `data`"),
+        (
+            format!("{}/impressions", data.display()),
+            "lies inside the input `data`",
+        ),
+        (
+            fx.path("").display().to_string(),
+            "contains the input `data`",
+        ),
+    ] {
+        let job = fx.job("overlap.toml", &format!("out = \"{out}\""));
+        let (code, text) = dumn_exit_code(&["run", job.to_str().unwrap()], &[]);
+        assert_eq!(code, 2, "{out}: {text}");
+        assert!(text.contains(says), "{out}: {text}");
+    }
+    assert_eq!(
+        listing(&data.join("impressions")),
+        before,
+        "the input is untouched"
+    );
+    assert!(!data.join("_leases").exists() && !data.join("scores").exists());
+
+    // A folder of someone else's files.
+    let theirs = fx.path("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("report.xlsx"), b"keep me").unwrap();
+    let job = fx.job("theirs.toml", &format!("out = \"{}\"", theirs.display()));
+    let (code, text) = dumn_exit_code(&["run", job.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("report.xlsx") && text.contains("holds other files"),
+        "{text}"
+    );
+    assert_eq!(file_names(&theirs), vec!["report.xlsx".to_string()]);
+
+    // Training into the logs, or into that folder, is refused too.
+    for out in [&data, &theirs] {
+        let (code, text) = dumn_exit_code(
+            &[
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, 2, "{text}");
+        assert!(
+            text.contains("is the input `data`") || text.contains("holds other files"),
+            "{text}"
+        );
+    }
+
+    // `dumn sql --timeout` ends a statement with code 5 too.
+    let table = format!("i={}", data.join("impressions").display());
+    let (code, text) = dumn_exit_code(
+        &[
+            "sql",
+            "--table",
+            &table,
+            "--timeout",
+            "1ms",
+            "-c",
+            "SELECT count(*) FROM i",
+        ],
+        &[],
+    );
+    assert_eq!(code, 5, "{text}");
+}
+
+#[test]
+fn a_feature_of_another_class_than_in_training_is_an_error_naming_it() {
+    let fx = Fixture::new(2);
+    // The model says training read `age_band` as text; the logs hold integers.
+    let manifest = fx.path("model/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let age = &mut m["config"]["schema"]["user_fields"][1];
+    assert_eq!(age["name"], "age_band");
+    age["class"] = serde_json::json!("text");
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let job = fx.job("job.toml", "");
+    let (ok, text) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("`age_band`") && text.contains("integer values") && text.contains("text"),
+        "{text}"
+    );
+    assert!(!fx.day("scores").exists());
+    // Cast in the job's SQL, it scores.
+    let sql = fx.path("cast.sql");
+    let original = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/scoring_input.sql"),
+    )
+    .unwrap();
+    assert!(original.contains("CREATE OR REPLACE VIEW scoring_input AS"));
+    std::fs::write(
+        &sql,
+        format!(
+            "{}\nCREATE OR REPLACE VIEW scoring_input AS SELECT * EXCLUDE (age_band), \
+             CAST(age_band AS VARCHAR) AS age_band FROM scoring_input_raw;",
+            original.replace(
+                "CREATE OR REPLACE VIEW scoring_input AS",
+                "CREATE OR REPLACE VIEW scoring_input_raw AS"
+            )
+        ),
+    )
+    .unwrap();
+    let job = fx.job("cast.toml", &format!("sql = \"{}\"", sql.display()));
+    let (ok, text) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{text}");
+}
+
 #[test]
 fn exit_codes_tell_bad_input_from_infrastructure_and_timeouts() {
     let fx = Fixture::new(5);

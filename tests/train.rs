@@ -154,6 +154,12 @@ fn train_writes_a_model_report_and_curve_and_eval_reads_it() {
         (&8.into(), &4.into(), &16.into()),
         "the job file's memory sizes reach the model"
     );
+    // Each feature's class of values, as training read it.
+    for side in ["user_fields", "item_fields"] {
+        for f in config["schema"][side].as_array().unwrap() {
+            assert_eq!(f["class"], "integer", "{f}");
+        }
+    }
     let best = report["result"]["best_epoch"].as_u64().unwrap();
     let epochs = report["result"]["epochs"].as_array().unwrap();
     assert!(epochs.len() <= 2 && best >= 1);
@@ -262,19 +268,38 @@ fn errors_come_before_training() {
          FROM feedback WHERE kind IN ('click', 'unclick');",
     )
     .unwrap();
-    let (ok, text) = dumn(&[
-        "train",
-        "--data",
-        d,
-        "--out",
-        o,
-        "--sql",
-        sql.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let with_sql = |sql: &Path| {
+        dumn(&[
+            "train",
+            "--data",
+            d,
+            "--out",
+            o,
+            "--sql",
+            sql.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
+    };
+    let (ok, text) = with_sql(&sql);
     assert!(
         !ok && text.contains("`clicked`") && text.contains("0 or 1"),
+        "{text}"
+    );
+
+    // Labels of one class only: refused before the first epoch.
+    let one_class = dir.path().join("one_class.sql");
+    let default_sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/training_examples.sql");
+    let default_sql = std::fs::read_to_string(default_sql).unwrap();
+    assert!(default_sql.contains("r.kind = 'click' AS clicked"));
+    std::fs::write(
+        &one_class,
+        default_sql.replace("r.kind = 'click' AS clicked", "false AS clicked"),
+    )
+    .unwrap();
+    let (ok, text) = with_sql(&one_class);
+    assert!(
+        !ok && text.contains("only negative `clicked` labels") && !text.contains("epoch  1"),
         "{text}"
     );
 

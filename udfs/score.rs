@@ -38,7 +38,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::model::features::FeatureSchema;
+use crate::model::features::{FeatureSchema, ValueClass};
 use crate::model::inputs::{from_batch, SEQUENCE_COLUMNS};
 use crate::model::scorer::{Scorer, Scores};
 
@@ -285,7 +285,25 @@ impl ScalarUDFImpl for DumnScore {
             );
         }
         let features = columns.len() - 4;
+        let fields: Vec<&crate::model::features::FieldSpec> = scorer
+            .schema()
+            .user_fields
+            .iter()
+            .chain(&scorer.schema().item_fields)
+            .collect();
         for (i, (t, col)) in arg_types.iter().zip(&columns).enumerate() {
+            let trained = fields.get(i).and_then(|f| f.class);
+            if let (Some(want), Some(have)) = (trained, ValueClass::of(t)) {
+                if want != have {
+                    return plan_err!(
+                        "{}(): argument {} (`{col}`) holds {have} values ({t}), but model {} \
+                         was trained on {want} values; cast it in SQL",
+                        self.name,
+                        i + 1,
+                        scorer.model_version()
+                    );
+                }
+            }
             let (ok, want) = if i < features {
                 (is_feature(t), "an integer, boolean or text feature")
             } else {

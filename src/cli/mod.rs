@@ -100,10 +100,13 @@ impl TermLike for LogLines {
         self.write_str(s)
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {
-        // The bar itself (`[====>   ]`) and the spinner's glyph say nothing in a log.
+        // The bar itself (`[====>   ]`, `█████░░`) and the spinner's glyph say nothing in
+        // a log: only words with a letter or a digit are kept.
         let text: String = s
             .split_whitespace()
-            .filter(|w| !w.starts_with('[') && !w.ends_with(']') && w.chars().count() > 1)
+            .filter(|w| {
+                !w.starts_with('[') && !w.ends_with(']') && w.chars().any(|c| c.is_alphanumeric())
+            })
             .collect::<Vec<_>>()
             .join(" ");
         if text.is_empty() {

@@ -63,6 +63,9 @@ pub struct SqlArgs {
     /// result) or ndjson (one object per line) for programs.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Stop after this long (e.g. 10m) with exit code 5. Default: no limit.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub model_args: ModelArgs,
     #[command(flatten)]
@@ -166,6 +169,10 @@ fn print_for_programs(batches: Vec<RecordBatch>, format: Format) -> Result<()> {
 }
 
 pub async fn run(args: SqlArgs) -> Result<()> {
+    super::within(args.timeout, sql(&args)).await
+}
+
+async fn sql(args: &SqlArgs) -> Result<()> {
     match &args.job {
         Some(path) => {
             let mut job = Job::read(path, &[])?;
@@ -185,7 +192,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
             for w in &s.checks.warnings {
                 dumn::io::log::warn(w);
             }
-            let result = statements(&args, &s.ctx).await;
+            let result = statements(args, &s.ctx).await;
             s.close().await;
             result
         }
@@ -202,7 +209,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
                     local
                 }
             };
-            statements(&args, &ctx).await
+            statements(args, &ctx).await
         }
     }
 }

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use dumn::io::failure::{Failure, MarkFailure};
-use dumn::io::{job_file, publish, Location};
+use dumn::io::{guard, job_file, publish, Location};
 use dumn::model::device::DeviceChoice;
 use dumn::model::registry::{self, Registry, DEFAULT_ALIAS};
 use dumn::training::evaluate::Label;
@@ -254,10 +254,10 @@ async fn train(args: &TrainArgs, alias: &str) -> Result<()> {
     )?;
     registry::check_alias(alias).failure(Failure::BadInput)?;
     let registry = Registry::new(out.clone());
-    registry
-        .check_not_an_artifact()
-        .await
-        .failure(Failure::BadInput)?;
+    if let Some(data) = &s.data {
+        guard::check_apart(&out, &[("data".to_string(), Location::parse(data)?)])?;
+    }
+    registry.check_target().await.failure(Failure::BadInput)?;
     publish::check_writable(&out).await?;
     let options = s.prepare_options(training::reads_merged_feedback(&[&s.variant]))?;
     let set = prepare(&s.source(), &options, &args.engine).await?;

@@ -431,7 +431,8 @@ impl Inputs {
                     adapter.name
                 )
             })?;
-            let params = Params::new().with("data", data.url(false));
+            // `${data}` goes inside a '…' literal of the adapter's SQL.
+            let params = Params::new().with("data", data.url(false).replace('\'', "''"));
             adapter.run(ctx, &params).await?;
         }
         for (name, loc) in &self.tables {

@@ -110,17 +110,31 @@ impl Location {
         }
     }
 
-    /// The URL DataFusion reads, as a folder (with a trailing `/`) when `dir`.
+    /// The URL DataFusion reads, as a folder (with a trailing `/`) when `dir`. Characters
+    /// that mean something in a URL (space, `#`, `%`, `?`, non-ASCII) are percent-encoded,
+    /// so any path reads back as itself.
     pub fn url(&self, dir: bool) -> String {
-        let slash = if dir { "/" } else { "" };
-        match self {
-            Location::Local(p) => {
-                let p = p.to_string_lossy();
-                format!("file://{}{slash}", p.trim_end_matches('/'))
+        let mut url = match self {
+            Location::Local(p) => Url::from_file_path(p)
+                .unwrap_or_else(|()| Url::parse("file:///").expect("a valid URL")),
+            Location::S3 { bucket, .. } => {
+                Url::parse(&format!("s3://{bucket}/")).expect("a bucket name is a valid host")
             }
-            Location::S3 { bucket, key } if key.is_empty() => format!("s3://{bucket}/"),
-            Location::S3 { bucket, key } => format!("s3://{bucket}/{key}{slash}"),
+        };
+        if let Location::S3 { key, .. } = self {
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments.pop_if_empty();
+                segments.extend(key.split('/').filter(|s| !s.is_empty()));
+            }
         }
+        let mut text = url.to_string();
+        if text.ends_with('/') && url.path() != "/" {
+            text.pop();
+        }
+        if dir && !text.ends_with('/') {
+            text.push('/');
+        }
+        text
     }
 
     /// The object store serving this location and the key of the location inside it.
@@ -144,7 +158,8 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3 { .. } => write!(f, "{}", self.url(false)),
+            Location::S3 { bucket, key } if key.is_empty() => write!(f, "s3://{bucket}/"),
+            Location::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
         }
     }
 }
@@ -286,5 +301,19 @@ mod tests {
         assert_eq!(s3.file_name(), "out");
         let local = Location::parse("/tmp/o").unwrap();
         assert_eq!(local.url(true), "file:///tmp/o/");
+        assert_eq!(Location::parse("s3://b").unwrap().url(false), "s3://b/");
+    }
+
+    #[test]
+    fn urls_encode_what_a_url_would_misread_and_parse_back() {
+        let odd = "/tmp/a b/it's #1/100%/ünï";
+        let local = Location::parse(odd).unwrap();
+        let url = local.url(false);
+        assert!(!url.contains(' ') && !url.contains('#'), "{url}");
+        assert_eq!(Location::parse(&url).unwrap(), local);
+        assert_eq!(local.to_string(), odd);
+        let s3 = Location::parse("s3://b/logs/a b#c").unwrap();
+        assert_eq!(s3.url(true), "s3://b/logs/a%20b%23c/");
+        assert_eq!(s3.to_string(), "s3://b/logs/a b#c");
     }
 }

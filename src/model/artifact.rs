@@ -225,6 +225,17 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
         dir.display(),
         manifest.format
     );
+    let file = &manifest.weights.file;
+    ensure!(
+        !file.is_empty()
+            && !file.contains(['/', '\\'])
+            && file != "."
+            && file != ".."
+            && file.ends_with(".safetensors"),
+        "model artifact {}: weights.file `{file}` must be the plain name of a .safetensors \
+         file inside the artifact",
+        dir.display()
+    );
     manifest.config.validate().map_err(|e| {
         anyhow::anyhow!(
             "model artifact {}: invalid config in manifest: {e}",

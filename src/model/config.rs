@@ -406,6 +406,41 @@ impl ModelConfig {
         if self.out_hidden.iter().any(|&h| h < 1) {
             return Err("out_hidden sizes must be at least 1".into());
         }
+        // Upper bounds, checked before any tensor is allocated: a manifest or a flag with
+        // a size in the billions is an error, not an allocation that exhausts memory.
+        let bounded = [
+            ("seq_len", self.seq_len, MAX_SEQ_LEN),
+            ("emb_dim", self.emb_dim, MAX_WIDTH),
+            ("heads", self.heads, MAX_HEADS),
+            ("ffn_dim", self.ffn_dim, MAX_WIDTH),
+            ("mem_slots", self.mem_slots, MAX_WIDTH),
+            ("slot_dim", self.slot_dim, MAX_WIDTH),
+            ("triplet_pool", self.triplet_pool, MAX_WIDTH),
+        ];
+        for (name, v, max) in bounded {
+            if v > max {
+                return Err(format!("{name} is {v}; at most {max} is supported"));
+            }
+        }
+        if let Some(h) = self.out_hidden.iter().find(|&&h| h > MAX_WIDTH) {
+            return Err(format!(
+                "out_hidden size {h} is over the supported {MAX_WIDTH}"
+            ));
+        }
+        let rows: i64 = self
+            .schema
+            .user_fields
+            .iter()
+            .chain(&self.schema.item_fields)
+            .map(|f| f.rows)
+            .fold(0i64, i64::saturating_add);
+        if rows.saturating_mul(self.emb_dim) > MAX_EMBEDDING_FLOATS {
+            return Err(format!(
+                "the embedding tables would hold {rows} rows of {} floats, over the supported \
+                 {MAX_EMBEDDING_FLOATS} floats (8 GiB); lower the fields' rows or emb_dim",
+                self.emb_dim
+            ));
+        }
         Ok(())
     }
 
@@ -418,9 +453,35 @@ impl ModelConfig {
     }
 }
 
+/// The longest sequence a model may read.
+pub const MAX_SEQ_LEN: i64 = 10_000;
+/// The largest width of any layer (embedding, hidden, memory).
+pub const MAX_WIDTH: i64 = 65_536;
+/// The most attention heads.
+pub const MAX_HEADS: i64 = 256;
+/// The most floats all embedding tables together may hold (8 GiB of f32).
+pub const MAX_EMBEDDING_FLOATS: i64 = 1 << 31;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_past_the_bounds_are_refused_before_allocation() {
+        let mut c = ModelConfig::new(FeatureSchema::ids_only(1000));
+        c.validate().unwrap();
+        c.mem_slots = 1 << 40;
+        assert!(c.validate().unwrap_err().contains("mem_slots"));
+        let mut c = ModelConfig::new(FeatureSchema::ids_only(1 << 40));
+        let err = c.validate().unwrap_err();
+        assert!(
+            err.contains("embedding tables") && err.contains("rows"),
+            "{err}"
+        );
+        c.schema = FeatureSchema::ids_only(1000);
+        c.seq_len = MAX_SEQ_LEN + 1;
+        assert!(c.validate().unwrap_err().contains("seq_len"));
+    }
 
     #[test]
     fn every_variant_name_parses_and_differs_from_the_others() {

@@ -85,6 +85,41 @@ pub struct Coverage {
     pub shared_rate: f64,
 }
 
+/// The class of values a feature column held in training. A value finds its row by its
+/// class: the integer 3 and the text "3" hash differently, so scoring must see the class
+/// training saw (checked in [`super::inputs::from_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueClass {
+    Integer,
+    Text,
+    Boolean,
+}
+
+impl ValueClass {
+    /// The class of an Arrow type; `None` for NULL-only and unsupported types.
+    pub fn of(t: &datafusion::arrow::datatypes::DataType) -> Option<ValueClass> {
+        use datafusion::arrow::datatypes::DataType;
+        match t {
+            t if t.is_integer() => Some(ValueClass::Integer),
+            DataType::Boolean => Some(ValueClass::Boolean),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(ValueClass::Text),
+            DataType::Dictionary(_, v) => ValueClass::of(v),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ValueClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueClass::Integer => "integer",
+            ValueClass::Text => "text",
+            ValueClass::Boolean => "boolean",
+        })
+    }
+}
+
 /// One categorical input column and how its values find their embedding rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldSpec {
@@ -97,6 +132,10 @@ pub struct FieldSpec {
     pub lookup: Lookup,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// The class of values the column held in training (absent in artifacts written
+    /// before it was recorded: then any class is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<ValueClass>,
     /// The values of a [`Lookup::Vocabulary`] field. Not in the manifest: the artifact
     /// stores it in the weights file ([`super::artifact`]).
     #[serde(skip)]
@@ -111,6 +150,7 @@ impl FieldSpec {
             rows,
             lookup: Lookup::Hashed,
             coverage: None,
+            class: None,
             vocabulary: None,
         }
     }
@@ -126,6 +166,7 @@ impl FieldSpec {
             rows: vocabulary.rows(),
             lookup: Lookup::Vocabulary,
             coverage: Some(coverage),
+            class: None,
             vocabulary: Some(Arc::new(vocabulary)),
         }
     }

@@ -16,7 +16,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 
-use super::features::{FeatureSchema, FieldSpec};
+use super::features::{FeatureSchema, FieldSpec, ValueClass};
 use super::{Example, History, FEEDBACK_KINDS};
 
 /// The sequence column of each feedback kind, in [`History::items`] order.
@@ -148,6 +148,31 @@ fn labels(batch: &RecordBatch, name: &str) -> Result<Vec<bool>> {
         .collect()
 }
 
+/// Fails when column `f` holds another class of values than in training (see
+/// [`ValueClass`]); a NULL-only column passes.
+fn check_class(batch: &RecordBatch, f: &FieldSpec) -> Result<()> {
+    let Some(want) = f.class else {
+        return Ok(());
+    };
+    let col = column(batch, &f.name)?;
+    match ValueClass::of(col.data_type()) {
+        Some(have) if have != want => bail!(
+            "column `{}` holds {have} values ({}), but the model was trained on {want} \
+             values: the same value would find another embedding row; cast it in SQL \
+             (CAST({} AS {}))",
+            f.name,
+            col.data_type(),
+            f.name,
+            match want {
+                ValueClass::Integer => "BIGINT",
+                ValueClass::Text => "VARCHAR",
+                ValueClass::Boolean => "BOOLEAN",
+            }
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Converts a batch to examples. With `with_labels`, `clicked` and `disliked` are read
 /// (they must be 0/1); without, both labels are false.
 pub fn from_batch(
@@ -157,7 +182,13 @@ pub fn from_batch(
 ) -> Result<Vec<Example>> {
     let n = batch.num_rows();
     let read = |fields: &[FieldSpec]| -> Result<Vec<Vec<Option<i64>>>> {
-        fields.iter().map(|f| categorical(batch, &f.name)).collect()
+        fields
+            .iter()
+            .map(|f| {
+                check_class(batch, f)?;
+                categorical(batch, &f.name)
+            })
+            .collect()
     };
     let users = read(&schema.user_fields)?;
     let items = read(&schema.item_fields)?;

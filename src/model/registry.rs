@@ -97,15 +97,30 @@ impl Registry {
         self.root.join(version)
     }
 
-    /// Fails when the folder is an artifact itself (written by an older dumn or by
-    /// `dumn ablate`), which a registry must not be mixed into.
-    pub async fn check_not_an_artifact(&self) -> Result<()> {
+    /// Fails unless the folder is missing, empty or a registry already: an artifact itself
+    /// (written by an older dumn or by `dumn ablate`) or a folder of other files must not
+    /// be mixed into.
+    pub async fn check_target(&self) -> Result<()> {
         if exists(&self.root.join(MANIFEST_FILE)).await? {
             bail!(
                 "{} is a model artifact itself (it holds {MANIFEST_FILE}), not a folder of \
                  model versions: give `--out` a new folder, or move the artifact to a folder \
                  below it",
                 self.root
+            );
+        }
+        let names = crate::io::guard::top_names(&self.root).await?;
+        let visible: Vec<&String> = names.iter().filter(|n| !n.starts_with('.')).collect();
+        let ours = visible.is_empty()
+            || visible.iter().any(|n| looks_like_version(n))
+            || self.alias(DEFAULT_ALIAS).await.is_ok_and(|a| a.is_some());
+        if !ours {
+            let some: Vec<&str> = visible.iter().take(3).map(|s| s.as_str()).collect();
+            bail!(
+                "{} holds other files ({}) and no model versions: give `--out` an empty or \
+                 new folder for the model versions",
+                self.root,
+                some.join(", ")
             );
         }
         Ok(())
@@ -248,6 +263,12 @@ async fn exists(loc: &Location) -> Result<bool> {
 fn split_spec(spec: &str) -> Option<(&str, &str)> {
     let (root, name) = spec.rsplit_once('@')?;
     (!name.contains('/') && !name.is_empty() && !root.is_empty()).then_some((root, name))
+}
+
+/// The folder a model name is in, without reading it: the registry of `MODELS@NAME`, else
+/// the location itself.
+pub fn folder_of(spec: &str) -> Result<Location> {
+    Location::parse(split_spec(spec).map_or(spec, |(root, _)| root))
 }
 
 /// The artifact folder a model name means (see the module docs): `MODELS@NAME`, `MODELS`

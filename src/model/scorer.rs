@@ -98,7 +98,10 @@ impl Scorer {
     }
 
     pub fn device(&self) -> Device {
-        self.model.lock().expect("the model lock").device()
+        self.model
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .device()
     }
 
     /// The input columns in argument order: the user fields (`user_id` first), the item
@@ -122,7 +125,9 @@ impl Scorer {
             return Ok(Vec::new());
         }
         let users = group_by_user(rows);
-        let model = self.model.lock().expect("the model lock");
+        // A panic in a model call is caught below, inside the lock, so the lock is never
+        // poisoned; the recovery here is for a panic anywhere else.
+        let model = self.model.lock().unwrap_or_else(|e| e.into_inner());
         let start = Instant::now();
         let mut out = vec![
             Scores {
@@ -134,25 +139,40 @@ impl Scorer {
         let chunks = chunks(&users, self.batch_size);
         let calls = chunks.len() as u64;
         for chunk in chunks {
-            let probs = tch::no_grad(|| -> Result<Tensor> {
-                let profiles: Vec<_> = chunk
-                    .iter()
-                    .map(|p| {
-                        let e = &rows[p.rows[0]];
-                        (e.user.as_slice(), &e.history)
-                    })
-                    .collect();
-                let items: Vec<Vec<&[Option<i64>]>> = chunk
-                    .iter()
-                    .map(|p| p.rows.iter().map(|&r| rows[r].item.as_slice()).collect())
-                    .collect();
-                let device = model.device();
-                let ub = UserBatch::new(&model.config, &profiles, device)?;
-                let cb = CandidateBatch::new(&model.config, &items, device)?;
-                let state = model.user_step(&ub);
-                Ok(model.candidate_step(&state, &cb).sigmoid())
-            })
-            .context("scoring a batch of candidates")?;
+            // libtorch errors (a bad shape, CUDA out of memory) surface as panics in tch:
+            // caught here, they fail this call with an error and leave the scorer usable.
+            let forward = std::panic::AssertUnwindSafe(|| {
+                tch::no_grad(|| -> Result<Tensor> {
+                    let profiles: Vec<_> = chunk
+                        .iter()
+                        .map(|p| {
+                            let e = &rows[p.rows[0]];
+                            (e.user.as_slice(), &e.history)
+                        })
+                        .collect();
+                    let items: Vec<Vec<&[Option<i64>]>> = chunk
+                        .iter()
+                        .map(|p| p.rows.iter().map(|&r| rows[r].item.as_slice()).collect())
+                        .collect();
+                    let device = model.device();
+                    let ub = UserBatch::new(&model.config, &profiles, device)?;
+                    let cb = CandidateBatch::new(&model.config, &items, device)?;
+                    let state = model.user_step(&ub);
+                    Ok(model.candidate_step(&state, &cb).sigmoid())
+                })
+            });
+            let probs = std::panic::catch_unwind(forward)
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("no message");
+                    Err(anyhow::anyhow!(
+                        "the model failed (libtorch panicked): {message}"
+                    ))
+                })
+                .context("scoring a batch of candidates")?;
             let probs = probs.to_device(Device::Cpu).contiguous();
             let ctr: Vec<f32> = Vec::try_from(probs.select(1, HEAD_CLICK))?;
             let dislike: Vec<f32> = Vec::try_from(probs.select(1, HEAD_DISLIKE))?;

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::data::contract::Inputs;
+use crate::data::contract::{self, Inputs};
 use crate::io::job_file::{self, key, Key, KeyKind, Layers};
 use crate::io::Location;
 use crate::model::device::DeviceChoice;
@@ -116,7 +116,43 @@ impl Job {
             "in the job file {}: top_k must be at least 1",
             path.display()
         );
+        job.check_tables()
+            .with_context(|| format!("in the job file {}", path.display()))?;
         Ok(job)
+    }
+
+    /// Each `[tables]` key must be an input table of the contract, or a table that one of
+    /// the job's own SQL files reads: a typo (`candidate = …`) would otherwise be ignored
+    /// and the default location read instead.
+    fn check_tables(&self) -> Result<()> {
+        let own_sql: Vec<String> = [&self.sql, &self.scores_sql, &self.ranking_sql]
+            .into_iter()
+            .flatten()
+            .chain(
+                self.adapter
+                    .as_ref()
+                    .filter(|a| a.ends_with(".sql"))
+                    .map(PathBuf::from)
+                    .as_ref(),
+            )
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .map(|sql| sql.to_lowercase())
+            .collect();
+        for name in self.tables.keys() {
+            if contract::spec(name).is_some()
+                || own_sql.iter().any(|sql| sql.contains(&name.to_lowercase()))
+            {
+                continue;
+            }
+            let tables: Vec<&str> = contract::ALL.iter().map(|s| s.name).collect();
+            bail!(
+                "[tables] has the key `{name}`, which is not an input table ({}) and which no \
+                 SQL of the job (sql, scores_sql, ranking_sql, adapter) reads; check its \
+                 spelling",
+                tables.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// The input tables the job names.
@@ -145,5 +181,33 @@ mod tests {
     #[test]
     fn the_key_list_is_exactly_the_jobs_keys() {
         job_file::check_keys::<Job>(KEYS).unwrap();
+    }
+
+    #[test]
+    fn a_tables_key_must_be_an_input_table_or_read_by_the_jobs_own_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("job.toml");
+        let write = |extra: &str| {
+            std::fs::write(
+                &job,
+                format!("model = \"m\"\nout = \"o\"\n{extra}\n[tables]\ncandidate = \"c/\"\n"),
+            )
+            .unwrap();
+        };
+        write("");
+        let err = format!("{:#}", Job::read(&job, &[]).unwrap_err());
+        assert!(
+            err.contains("`candidate`") && err.contains("candidates") && err.contains("job.toml"),
+            "{err}"
+        );
+        // A table that the job's own SQL reads is the SQL's to use.
+        std::fs::write(
+            dir.path().join("input.sql"),
+            "CREATE VIEW scoring_input AS SELECT * FROM candidate JOIN users USING (user_id);",
+        )
+        .unwrap();
+        write("sql = \"input.sql\"");
+        let job = Job::read(&job, &[]).unwrap();
+        assert!(job.tables.contains_key("candidate"));
     }
 }

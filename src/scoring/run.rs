@@ -28,16 +28,40 @@ use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
 use crate::engine::session::EngineOptions;
 use crate::io::failure::{Failure, MarkFailure};
+use crate::io::guard;
 use crate::io::lease::Lease;
 use crate::io::parquet::{stage_parquet, WriteSummary};
 use crate::io::{publish, Location};
 use crate::model::device::describe;
+use crate::model::registry;
 use crate::model::scorer::Scorer;
 
-/// Takes the lease on `job`'s day `date` (`OUT/_leases/DATE.json`), which every run of
-/// that day must hold while it works: a second run of the day fails with exit code 3,
-/// naming the first (see [`crate::io::lease`]).
+/// The top-level names that mark a folder as a scoring job's output.
+const OUTPUT_MARKS: [&str; 4] = ["scores", "ranking", "_leases", "_scratch"];
+
+/// Checks the job's output root before anything is written there: apart from every input
+/// (the logs, each `[tables]` entry, the model) and, when it holds files, a dumn output
+/// already (see [`crate::io::guard`]).
+pub async fn check_output(job: &Job) -> Result<()> {
+    let out = Location::parse(&job.out)?;
+    let mut inputs: Vec<(String, Location)> = Vec::new();
+    if let Some(data) = &job.data {
+        inputs.push(("data".into(), Location::parse(data)?));
+    }
+    for (name, loc) in &job.tables {
+        inputs.push((format!("tables.{name}"), Location::parse(loc)?));
+    }
+    inputs.push(("model".into(), registry::folder_of(&job.model)?));
+    guard::check_apart(&out, &inputs)?;
+    guard::check_ours(&out, &OUTPUT_MARKS, "the output of a scoring job").await
+}
+
+/// Checks the output ([`check_output`]) and takes the lease on `job`'s day `date`
+/// (`OUT/_leases/DATE.json`), which every run of that day must hold while it works: a
+/// second run of the day fails with exit code 3, naming the first (see
+/// [`crate::io::lease`]).
 pub async fn lease_day(job: &Job, date: NaiveDate) -> Result<Lease> {
+    check_output(job).await?;
     let at = Location::parse(&job.out)?
         .join("_leases")
         .join(&format!("{date}.json"));

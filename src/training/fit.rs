@@ -180,6 +180,35 @@ pub async fn fit(
         ))
         .failure(Failure::BadInput);
     }
+    // Both classes in both splits, before any epoch: a split of one class teaches nothing
+    // (train) or cannot rank (validation, whose AUC early stopping reads).
+    let label = cfg.label.column();
+    for part in [Part::Train, Part::Valid] {
+        let positives = files
+            .count(&format!(
+                "({}) AND CAST({label} AS BIGINT) = 1",
+                split.predicate(part)
+            ))
+            .await?;
+        let rows = if part == Part::Train {
+            train_rows
+        } else {
+            valid_rows
+        };
+        if positives == 0 || positives == rows {
+            return Err(anyhow!(
+                "the {} split holds only {} `{label}` labels ({rows} rows): it needs both \
+                 classes; move the split or check the label",
+                split.describe(part),
+                if positives == 0 {
+                    "negative"
+                } else {
+                    "positive"
+                }
+            ))
+            .failure(Failure::BadInput);
+        }
+    }
     let device = model.device();
     let schema: FeatureSchema = model.config.schema.clone();
     let mut best = Dumn::new(model.config.clone(), Device::Cpu)?;

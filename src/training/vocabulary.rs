@@ -18,7 +18,7 @@ use anyhow::Result;
 use futures::StreamExt;
 
 use super::dataset::{ExampleFiles, Part, Split};
-use crate::model::features::{Coverage, FeatureSchema, FieldSpec, Vocabulary};
+use crate::model::features::{Coverage, FeatureSchema, FieldSpec, ValueClass, Vocabulary};
 use crate::model::inputs::categorical;
 
 /// How vocabularies are cut.
@@ -93,8 +93,15 @@ pub async fn build(
     // item_id → its other fields, first seen.
     let mut fields_of_item: HashMap<i64, Vec<Option<i64>>> = HashMap::new();
     let mut stream = files.stream(&split.predicate(Part::Train)).await?;
+    // Each column's class of values, as training reads them (see `ValueClass`).
+    let mut classes: HashMap<String, ValueClass> = HashMap::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        for f in batch.schema().fields() {
+            if let Some(c) = ValueClass::of(f.data_type()) {
+                classes.entry(f.name().clone()).or_insert(c);
+            }
+        }
         for (name, counts) in user_cols.iter().zip(&mut user_counts) {
             counts.add(&categorical(&batch, name)?);
         }
@@ -118,7 +125,10 @@ pub async fn build(
             .zip(counts)
             .map(|(name, c)| {
                 let (v, coverage) = c.vocabulary(options);
-                FieldSpec::with_vocabulary(*name, v, coverage)
+                FieldSpec {
+                    class: classes.get(*name).copied(),
+                    ..FieldSpec::with_vocabulary(*name, v, coverage)
+                }
             })
             .collect()
     };
