@@ -19,8 +19,7 @@ mkdir -p "$WORK"
   "$BIN" gen "$WORK/data" --users 10000 --impressions-per-user 100 --candidates-per-user 100
 [ -f "$WORK/data-train/_SUCCESS" ] ||
   "$BIN" gen "$WORK/data-train" --users 1000 --impressions-per-user 100 --candidates-per-user 100
-[ -f "$WORK/model/manifest.json" ] ||
-  "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device cpu
+[ -f "$WORK/model/latest" ] || { rm -rf "$WORK/model"; "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device cpu; }
 for mode in single cluster; do
   cat >"$WORK/job-$mode.toml" <<TOML
 data = "$WORK/data"

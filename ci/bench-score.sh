@@ -28,8 +28,7 @@ gen() { # NAME USERS
 SIZES="${DUMN_BENCH_SIZES:-1m 4m}"
 for size in $SIZES; do gen "data-$size" $((${size%m} * 10000)); done
 gen data-train 1000
-[ -f "$WORK/model/manifest.json" ] ||
-  "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device "$DEVICE"
+[ -f "$WORK/model/latest" ] || { rm -rf "$WORK/model"; "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device "$DEVICE"; }
 
 # timed OUT CMD...: runs CMD, writes "wall-seconds peak-RSS-KB" to OUT (GNU time, or
 # Python's getrusage where GNU time is missing, as on the borrowed GPU machines).

@@ -16,11 +16,13 @@ PYTHON="$DUMN_VENV/bin/python"
 echo "training throughput, $(date -u +%F), $(nproc) cores, device $DEVICE"
 printf "%-14s %12s\n" variant "examples/s"
 for v in DUMN BASE_DIN BASE_FEATURES; do
+  rm -rf "$WORK/model-$v"
   "$BIN" train --data "$WORK/data" --out "$WORK/model-$v" --variant "$v" --epochs 1 \
     --device "$DEVICE" --work "$WORK/work" >"$WORK/$v.log" 2>&1 || { cat "$WORK/$v.log"; exit 1; }
-  "$PYTHON" - "$WORK/model-$v/report.json" "$v" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
+  "$PYTHON" - "$WORK/model-$v" "$v" <<'PY'
+import json, os, sys
+version = json.load(open(os.path.join(sys.argv[1], "latest")))["version"]
+r = json.load(open(os.path.join(sys.argv[1], version, "report.json")))
 print(f"{sys.argv[2]:<14} {r['result']['epochs'][0]['examples_per_second']:12.0f}")
 PY
 done

@@ -365,6 +365,57 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
             .collect();
         assert!(left.is_empty(), "{table}: staged objects left: {left:?}");
     }
+    // Killed at two steps of the publish (src/io/day.rs) on S3: the markers still pair up,
+    // and the next run finishes or rolls back, leaving only the files its markers list.
+    let day = |table: &str| {
+        server
+            .root
+            .path()
+            .join("dumn/nightly")
+            .join(table)
+            .join("dt=2026-11-07")
+    };
+    let marker = |table: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(day(table).join("_SUCCESS")).unwrap()).unwrap()
+    };
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for point in ["placed", "marker-1"] {
+        let before = marker("scores")["run_id"].clone();
+        let mut failing = env_refs.clone();
+        failing.push(("DUMN_FAILPOINT", point));
+        let (code, out) = dumn_exit_code(&["run", &nightly], &failing);
+        assert_ne!(code, 0, "{point}: {out}");
+        let (s, r) = (marker("scores"), marker("ranking"));
+        assert!(
+            s["run_id"] == r["run_id"] || s["previous"]["run_id"] == r["run_id"],
+            "{point}: {s} {r}"
+        );
+        assert_eq!(
+            r["run_id"], before,
+            "{point}: the day is the previous run's"
+        );
+        let (ok, out) = run_dumn(&["run", &nightly], &env);
+        assert!(ok, "{point}: {out}");
+        for table in ["scores", "ranking"] {
+            let m = marker(table);
+            assert_ne!(m["run_id"], before);
+            let mut listed: Vec<String> = m["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            listed.push("_SUCCESS".into());
+            listed.sort();
+            let mut present: Vec<String> = files_under(&day(table))
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            present.sort();
+            assert_eq!(present, listed, "{point}: {table}");
+        }
+    }
+
     // The run removed its lease from the bucket; a lease that another live run holds
     // there (an object of the bucket, which the conditional PUT finds) stops a second run
     // of the day with code 3.

@@ -262,18 +262,107 @@ fn a_run_writes_one_score_per_candidate_and_a_filtered_top_k_ranking() {
     assert_eq!(marker(&fx, "ranking")["rows"], ranking.num_rows() as u64);
 }
 
-/// The day's files and marker, to compare states.
-fn day_state(fx: &Fixture) -> Vec<(String, Vec<String>, String)> {
-    ["scores", "ranking"]
-        .iter()
-        .map(|t| {
-            (
-                t.to_string(),
-                file_names(&fx.day(t)),
-                marker(fx, t)["scored_at"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+/// A table's rows: the non-float columns rendered, and the float columns (scores).
+type Rows = Vec<(String, Vec<f64>)>;
+
+/// What a reader that follows the `_SUCCESS` markers gets for the fixture's day (see
+/// `src/io/day.rs`): the run id and, per table, its rows sorted (without `scored_at`).
+/// Panics when the two markers name runs that the protocol cannot pair.
+fn marker_read(fx: &Fixture) -> (String, Vec<Rows>) {
+    let (s, r) = (marker(fx, "scores"), marker(fx, "ranking"));
+    let files = |m: &serde_json::Value| -> Vec<String> {
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (run, scores, ranking) = if s["run_id"] == r["run_id"] {
+        (s["run_id"].clone(), files(&s), files(&r))
+    } else if s["previous"]["run_id"] == r["run_id"] {
+        (r["run_id"].clone(), files(&s["previous"]), files(&r))
+    } else if r["previous"]["run_id"] == s["run_id"] {
+        (s["run_id"].clone(), files(&s), files(&r["previous"]))
+    } else {
+        panic!("markers of two runs that do not pair: {s} {r}")
+    };
+    let rows = |table: &str, names: Vec<String>| -> Rows {
+        use datafusion::arrow::array::Float64Array;
+        let mut out = Vec::new();
+        for name in names {
+            for b in runtime().block_on(read_parquet(&fx.day(table).join(&name))) {
+                for row in 0..b.num_rows() {
+                    let (mut key, mut floats) = (Vec::new(), Vec::new());
+                    for (field, c) in b.schema().fields().iter().zip(b.columns()) {
+                        match field.data_type() {
+                            _ if field.name() == "scored_at" => {}
+                            DataType::Float32 | DataType::Float64 => {
+                                let f = datafusion::arrow::compute::cast(c, &DataType::Float64);
+                                let f = f.unwrap();
+                                let f = f.as_any().downcast_ref::<Float64Array>().unwrap();
+                                floats.push(f.value(row));
+                            }
+                            _ => key.push(
+                                datafusion::arrow::util::display::array_value_to_string(c, row)
+                                    .unwrap(),
+                            ),
+                        }
+                    }
+                    out.push((key.join("|"), floats));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.partial_cmp(&b.1).unwrap()));
+        out
+    };
+    (
+        run.as_str().unwrap().to_string(),
+        vec![rows("scores", scores), rows("ranking", ranking)],
+    )
+}
+
+/// Two tables' rows are the same, scores within 1e-5 (the model's batches differ from run
+/// to run, which moves a score by about 1e-7).
+fn assert_same_rows(a: &[Rows], b: &[Rows], what: &str) {
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.len(), y.len(), "{what}: row counts");
+        for (r, s) in x.iter().zip(y) {
+            assert_eq!(r.0, s.0, "{what}");
+            assert!(
+                r.1.iter().zip(&s.1).all(|(p, q)| (p - q).abs() < 1e-5),
+                "{what}: {r:?} vs {s:?}"
+            );
+        }
+    }
+}
+
+/// The day folders hold exactly the files their markers list, and nothing else is left
+/// under the output root (no staging, no stray files).
+fn assert_clean_day(fx: &Fixture, when: &str) {
+    for t in ["scores", "ranking"] {
+        let m = marker(fx, t);
+        let mut listed: Vec<String> = m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect();
+        listed.push("_SUCCESS".into());
+        listed.sort();
+        assert_eq!(file_names(&fx.day(t)), listed, "{t}");
+        assert_eq!(
+            file_names(&fx.path(&format!("out/{t}"))),
+            vec![format!("dt={}", fx.date())]
+        );
+    }
+    let staging = fx.path(&format!("out/_staging/{}", fx.date()));
+    assert!(
+        file_names(&staging).is_empty(),
+        "{when}: left in {}: {:?}",
+        staging.display(),
+        file_names(&staging)
+    );
 }
 
 #[test]
@@ -282,87 +371,78 @@ fn a_rerun_replaces_the_day_exactly() {
     let job = fx.job("job.toml", "");
     let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
     assert!(ok, "{out}");
-    let first = day_state(&fx);
-    let rows = day_rows(&fx, "scores").num_rows();
-    let (ok, out) = dumn(&["run", job.to_str().unwrap(), "--batch-size", "64"]);
+    let (first_run, first) = marker_read(&fx);
+    assert_clean_day(&fx, "the first run");
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
     assert!(ok, "{out}");
-    let second = day_state(&fx);
-    for (a, b) in first.iter().zip(&second) {
-        assert_eq!(a.1, b.1, "{}: the same files, no second copy", a.0);
-        assert_ne!(a.2, b.2, "{}: replaced by the re-run", a.0);
-    }
-    assert_eq!(day_rows(&fx, "scores").num_rows(), rows);
-    // Nothing left beside the day but the day itself.
+    let (second_run, second) = marker_read(&fx);
+    assert_ne!(first_run, second_run, "replaced by the re-run");
+    assert_same_rows(&first, &second, "the same rows, no second copy");
+    assert_clean_day(&fx, "the re-run");
+    // The new markers name the run they replaced.
     for t in ["scores", "ranking"] {
-        assert_eq!(
-            file_names(&fx.path(&format!("out/{t}"))),
-            vec![format!("dt={}", fx.date())]
-        );
+        assert_eq!(marker(&fx, t)["previous"]["run_id"], first_run.as_str());
     }
 }
 
 #[test]
-fn a_killed_run_leaves_the_previous_day_readable_and_a_rerun_completes_it() {
-    let fx = Fixture::new(60);
-    // Small model calls make the run long enough to be caught mid-way.
+fn a_run_killed_at_any_step_leaves_a_consistent_day_and_the_next_run_completes_it() {
+    let fx = Fixture::new(20);
     let job = fx.job("job.toml", "batch_size = 16");
-    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    let job = job.to_str().unwrap();
+    let (ok, out) = dumn(&["run", job]);
     assert!(ok, "{out}");
-    let before = day_state(&fx);
-    let rows = day_rows(&fx, "scores").num_rows();
+    let (mut current, reference) = marker_read(&fx);
+    // Each step of the publish protocol (src/io/day.rs), as a kill there would leave it.
+    for point in ["journal", "placed", "marker-1", "markers", "cleaned"] {
+        let (code, text) = dumn_exit_code(&["run", job], &[("DUMN_FAILPOINT", point)]);
+        assert_ne!(code, 0, "{point}: {text}");
+        let (run, rows) = marker_read(&fx);
+        assert_same_rows(&rows, &reference, &format!("{point}: one run's whole pair"));
+        let new_run = run != current;
+        assert_eq!(
+            new_run,
+            matches!(point, "markers" | "cleaned"),
+            "{point}: the day changes once every marker is written"
+        );
+        // The next run finishes or rolls back what was left, then publishes its own day.
+        let (ok, text) = dumn(&["run", job]);
+        assert!(ok, "{point}: {text}");
+        let (after, rows) = marker_read(&fx);
+        assert_same_rows(&rows, &reference, &format!("{point}: the re-run's rows"));
+        assert_ne!(after, run);
+        assert_clean_day(&fx, point);
+        current = after;
+    }
 
+    // A kill while the tables are being written (the staging folder exists).
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(["run", job.to_str().unwrap()])
+        .args(["run", job])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it as soon as it has started writing the new scores.
-    let scores_dir = fx.path("out/scores");
     let started = Instant::now();
-    loop {
-        if file_names(&scores_dir)
-            .iter()
-            .any(|n| n.contains("staging"))
-        {
-            break;
-        }
+    while file_names(&fx.path(&format!("out/_staging/{}", fx.date()))).is_empty() {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run finished before it could be killed; make it longer"
+            "the run ended too soon"
         );
         assert!(started.elapsed() < Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-
-    assert_eq!(day_state(&fx), before, "the previous day is untouched");
+    let (run, rows) = marker_read(&fx);
     assert_eq!(
-        day_rows(&fx, "scores").num_rows(),
-        rows,
-        "and fully readable"
+        run, current,
+        "a kill while staging leaves the day as it was"
     );
-
-    assert!(
-        file_names(&scores_dir)
-            .iter()
-            .any(|n| n.contains("staging")),
-        "the killed run left its staging folder"
-    );
-    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
-    assert!(ok, "{out}");
-    assert_eq!(
-        file_names(&scores_dir),
-        vec![format!("dt={}", fx.date())],
-        "the re-run removed what the killed run left"
-    );
-    let after = day_state(&fx);
-    for (a, b) in before.iter().zip(&after) {
-        assert_eq!(a.1, b.1, "{}", a.0);
-        assert_ne!(a.2, b.2, "{}: the re-run published a new day", a.0);
-    }
-    assert_eq!(day_rows(&fx, "scores").num_rows(), rows);
+    assert_same_rows(&rows, &reference, "after a kill while staging");
+    let (ok, text) = dumn(&["run", job]);
+    assert!(ok, "{text}");
+    assert_same_rows(&marker_read(&fx).1, &reference, "the run after the kill");
+    assert_clean_day(&fx, "after a kill while staging");
 }
 
 /// Runs a job that must fail; returns its output, after checking that no day appeared.
@@ -799,9 +879,9 @@ fn outputs_that_overlap_inputs_or_hold_other_files_are_refused_before_any_work()
             "--table",
             &table,
             "--timeout",
-            "1ms",
+            "300ms",
             "-c",
-            "SELECT count(*) FROM i",
+            "SELECT count(*) FROM i a, i b, i c WHERE a.ts < b.ts AND b.ts < c.ts",
         ],
         &[],
     );

@@ -76,7 +76,16 @@ pub async fn stage_parquet(
     on_rows: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<Staged> {
     publish::remove_stale_staging(target).await?;
-    let staging = publish::staging_for(target)?;
+    stage_parquet_into(df, publish::staging_for(target)?, on_rows).await
+}
+
+/// Runs `df` into the folder `staging` (which should not exist yet). On error the folder
+/// is removed.
+pub async fn stage_parquet_into(
+    df: DataFrame,
+    staging: Location,
+    on_rows: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<Staged> {
     match write_staged(df, &staging, Arc::new(on_rows)).await {
         Ok(summary) => Ok(Staged { staging, summary }),
         Err(e) => {

@@ -61,7 +61,7 @@ pub async fn remove_stale_staging(target: &Location) -> Result<()> {
     let Some(parent) = target.parent() else {
         return Ok(());
     };
-    let stale = format!(".{}.staging-", target.file_name());
+    let stale = format!(".{}.staging-", staging_name(target));
     let names: Vec<String> = match &parent {
         Location::Local(p) => match std::fs::read_dir(p) {
             Ok(entries) => entries
@@ -91,8 +91,14 @@ pub async fn remove_stale_staging(target: &Location) -> Result<()> {
     Ok(())
 }
 
-/// A fresh staging folder beside `target`: `.<name>.staging-<pid>-<nanos>`. Writers fill it,
-/// then [`publish`] moves it into place.
+/// The target's name as staging folders spell it: without `=`, which readers of a table
+/// root take for a partition folder (`dt=D` → `dt_D`).
+fn staging_name(target: &Location) -> String {
+    target.file_name().replace('=', "_")
+}
+
+/// A fresh staging folder beside `target`: `.<name>.staging-<pid>-<nanos>`, with no `=` in
+/// it. Writers fill it, then [`publish`] moves it into place.
 pub fn staging_for(target: &Location) -> Result<Location> {
     let parent = target
         .parent()
@@ -102,7 +108,7 @@ pub fn staging_for(target: &Location) -> Result<Location> {
         .as_nanos();
     Ok(parent.join(&format!(
         ".{}.staging-{}-{nanos}",
-        target.file_name(),
+        staging_name(target),
         std::process::id()
     )))
 }

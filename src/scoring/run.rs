@@ -6,12 +6,13 @@
 //! 4. writes `OUT/ranking/dt=D/` with sql/ranking.sql, read from the scores just written;
 //! 5. publishes both, each with a `_SUCCESS` marker (rows, model version) written last.
 //!
-//! Both tables are first written into hidden staging folders beside their targets and
-//! published only when both are complete: a failed or killed run leaves day D as it was
-//! (readable, from the previous run, or absent), and a re-run of D replaces that day's
-//! files exactly and removes the staging folders that the failed run left (see
-//! [`crate::io::parquet::stage_parquet`]). Runs of the same day exclude each other: each
-//! holds the day's lease ([`lease_day`]) while it works.
+//! Both tables are first written under `OUT/_staging/D/RUN/` (outside the table roots) and
+//! published together only when both are complete, by the protocol of [`crate::io::day`]:
+//! run-unique file names, a journal, markers that list their files, the previous files
+//! removed last. A run that fails or is killed leaves day D readable as it was (markers
+//! name the previous run), and the next run of D finishes or rolls back what it left.
+//! Runs of the same day exclude each other: each holds the day's lease ([`lease_day`])
+//! while it works.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,17 +28,19 @@ use crate::data::contract;
 use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
 use crate::engine::session::EngineOptions;
+use crate::io::day::{self, TableDay};
 use crate::io::failure::{Failure, MarkFailure};
 use crate::io::guard;
 use crate::io::lease::Lease;
-use crate::io::parquet::{stage_parquet, WriteSummary};
+use crate::io::location;
+use crate::io::parquet::{stage_parquet_into, WriteSummary};
 use crate::io::{publish, Location};
 use crate::model::device::describe;
 use crate::model::registry;
 use crate::model::scorer::Scorer;
 
 /// The top-level names that mark a folder as a scoring job's output.
-const OUTPUT_MARKS: [&str; 4] = ["scores", "ranking", "_leases", "_scratch"];
+const OUTPUT_MARKS: [&str; 5] = ["scores", "ranking", "_leases", "_scratch", "_staging"];
 
 /// Checks the job's output root before anything is written there: apart from every input
 /// (the logs, each `[tables]` entry, the model) and, when it holds files, a dumn output
@@ -82,11 +85,17 @@ pub async fn run(
     on_rows: impl Fn(u64, u64) + Send + Sync + 'static,
 ) -> Result<RunSummary> {
     let out = Location::parse(&job.out)?;
-    let day = format!("dt={date}");
-    let scores_at = out.join("scores").join(&day);
-    let ranking_at = out.join("ranking").join(&day);
+    let scores_at = day::day_folder(&out, "scores", &date.to_string());
+    let ranking_at = day::day_folder(&out, "ranking", &date.to_string());
     publish::check_writable(&scores_at).await?;
     publish::check_writable(&ranking_at).await?;
+    // What a killed run of this day left is finished or rolled back first.
+    day::recover(&out, &date.to_string()).await?;
+    let run_id = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    );
 
     let started = Instant::now();
     let scoring = Scoring::open(job, date, scorer, engine, cluster)
@@ -96,6 +105,8 @@ pub async fn run(
         job,
         Day {
             date,
+            out: &out,
+            run_id: &run_id,
             scores_at: &scores_at,
             ranking_at: &ranking_at,
             lease,
@@ -110,15 +121,18 @@ pub async fn run(
     result
 }
 
-/// Writes and publishes the day's tables from an open [`Scoring`] session.
-/// The day a run writes: its date, its two tables' locations and the lease it holds.
+/// The day a run writes: its date, the output root, the run's id, its two tables' day
+/// folders and the lease it holds.
 struct Day<'a> {
     date: NaiveDate,
+    out: &'a Location,
+    run_id: &'a str,
     scores_at: &'a Location,
     ranking_at: &'a Location,
     lease: &'a Lease,
 }
 
+/// Writes and publishes the day's tables from an open [`Scoring`] session.
 async fn score_day(
     job: &Job,
     day: Day<'_>,
@@ -135,10 +149,13 @@ async fn score_day(
     } = scoring;
     let Day {
         date,
+        out,
+        run_id,
         scores_at,
         ranking_at,
         lease,
     } = day;
+    let staging = day::staging_root(out, &date.to_string(), run_id);
     let scored_at = chrono::Utc::now();
     for w in &checks.warnings {
         crate::io::log::warn(w);
@@ -188,7 +205,8 @@ async fn score_day(
         &params,
     )
     .await?;
-    let scores = stage_parquet(df, scores_at, move |n| on_rows(n, candidates)).await?;
+    let scores =
+        stage_parquet_into(df, staging.join("scores"), move |n| on_rows(n, candidates)).await?;
     let scoring_secs = started.elapsed().as_secs_f64();
 
     // The ranking table, from the scores just written.
@@ -203,43 +221,58 @@ async fn score_day(
             &params,
         )
         .await?;
-        stage_parquet(df, ranking_at, |_| {}).await
+        stage_parquet_into(df, staging.join("ranking"), |_| {}).await
     }
     .await;
     let ranking = match ranked {
         Ok(r) => r,
         Err(e) => {
-            scores.discard().await;
+            let _ = location::remove_all(&staging).await;
             return Err(e);
         }
     };
 
-    // Publish both; the markers come last.
-    let marker = |table: &str| {
-        serde_json::json!({
-            "table": table,
-            "date": date.to_string(),
-            "model_version": version,
-            "scored_at": scored_at.to_rfc3339(),
-            "dislike_threshold": job.dislike_threshold,
-            "top_k": job.top_k,
-            "lookback_days": job.lookback_days,
-        })
+    // Publish both together (src/io/day.rs); the markers come last.
+    let marker = |table: &str, written: &WriteSummary| -> Result<_> {
+        let mut m = match serde_json::to_value(written)? {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("a summary is an object"),
+        };
+        m.extend(
+            serde_json::json!({
+                "table": table,
+                "model_version": version,
+                "scored_at": scored_at.to_rfc3339(),
+                "written_at": chrono::Utc::now().to_rfc3339(),
+                "dislike_threshold": job.dislike_threshold,
+                "top_k": job.top_k,
+                "lookback_days": job.lookback_days,
+            })
+            .as_object()
+            .expect("an object")
+            .clone(),
+        );
+        Ok(m)
     };
     if let Err(e) = lease.check() {
-        scores.discard().await;
-        ranking.discard().await;
+        let _ = location::remove_all(&staging).await;
         return Err(e);
     }
-    let scored = scores.publish(scores_at, marker("scores")).await;
-    let scored = match scored {
-        Ok(s) => s,
-        Err(e) => {
-            ranking.discard().await;
-            return Err(e);
-        }
-    };
-    let ranked = ranking.publish(ranking_at, marker("ranking")).await?;
+    let tables = vec![
+        TableDay {
+            table: "scores".into(),
+            staged: scores.staging.clone(),
+            marker: marker("scores", &scores.summary)?,
+        },
+        TableDay {
+            table: "ranking".into(),
+            staged: ranking.staging.clone(),
+            marker: marker("ranking", &ranking.summary)?,
+        },
+    ];
+    // A failure from here on leaves the journal: the next run finishes or rolls back.
+    day::publish(out, &date.to_string(), run_id, tables).await?;
+    let (scored, ranked) = (scores.summary, ranking.summary);
 
     let secs = started.elapsed().as_secs_f64();
     let rate = scored.rows as f64 / scoring_secs;
