@@ -399,14 +399,7 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
         for table in ["scores", "ranking"] {
             let m = marker(table);
             assert_ne!(m["run_id"], before);
-            let mut listed: Vec<String> = m["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f.as_str().unwrap().to_string())
-                .collect();
-            listed.push("_SUCCESS".into());
-            listed.sort();
+            let listed = marker_listing(&m);
             let mut present: Vec<String> = files_under(&day(table))
                 .iter()
                 .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

@@ -341,16 +341,11 @@ fn assert_same_rows(a: &[Rows], b: &[Rows], what: &str) {
 /// under the output root (no staging, no stray files).
 fn assert_clean_day(fx: &Fixture, when: &str) {
     for t in ["scores", "ranking"] {
-        let m = marker(fx, t);
-        let mut listed: Vec<String> = m["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap().to_string())
-            .collect();
-        listed.push("_SUCCESS".into());
-        listed.sort();
-        assert_eq!(file_names(&fx.day(t)), listed, "{t}");
+        assert_eq!(
+            file_names(&fx.day(t)),
+            marker_listing(&marker(fx, t)),
+            "{t}"
+        );
         assert_eq!(
             file_names(&fx.path(&format!("out/{t}"))),
             vec![format!("dt={}", fx.date())]

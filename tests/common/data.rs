@@ -298,3 +298,17 @@ pub fn aliased(registry: &Path, alias: &str) -> PathBuf {
     let alias: serde_json::Value = serde_json::from_slice(&text).unwrap();
     registry.join(alias["version"].as_str().unwrap())
 }
+
+/// What a day folder published by `dumn run` must hold: the files its `_SUCCESS` marker
+/// lists, and the marker; sorted.
+pub fn marker_listing(marker: &serde_json::Value) -> Vec<String> {
+    let mut listed: Vec<String> = marker["files"]
+        .as_array()
+        .expect("a marker lists its files")
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    listed.push("_SUCCESS".into());
+    listed.sort();
+    listed
+}
