@@ -811,21 +811,26 @@ fn outputs_that_overlap_inputs_or_hold_other_files_are_refused_before_any_work()
     let data = fx.path("data");
     let listing = |dir: &std::path::Path| file_names(dir);
     let before = listing(&data.join("impressions"));
-    for (out, says) in [
-        (data.display().to_string(), "is the input `data`"),
+    // The output's tables would land inside the logs, or the logs inside a table.
+    let tables_in_out = format!(
+        "out = \"{0}\"\n[tables]\ncandidates = \"{0}/ranking/c\"",
+        fx.path("elsewhere").display()
+    );
+    for (extra, says) in [
         (
-            format!("{}/impressions", data.display()),
+            format!("out = \"{}\"", data.display()),
             "lies inside the input `data`",
         ),
         (
-            fx.path("").display().to_string(),
-            "contains the input `data`",
+            format!("out = \"{}/impressions\"", data.display()),
+            "lies inside the input `data`",
         ),
+        (tables_in_out, "contains the input `tables.candidates`"),
     ] {
-        let job = fx.job("overlap.toml", &format!("out = \"{out}\""));
+        let job = fx.job("overlap.toml", &extra);
         let (code, text) = dumn_exit_code(&["run", job.to_str().unwrap()], &[]);
-        assert_eq!(code, 2, "{out}: {text}");
-        assert!(text.contains(says), "{out}: {text}");
+        assert_eq!(code, 2, "{extra}: {text}");
+        assert!(text.contains(says), "{extra}: {text}");
     }
     assert_eq!(
         listing(&data.join("impressions")),
@@ -834,10 +839,19 @@ fn outputs_that_overlap_inputs_or_hold_other_files_are_refused_before_any_work()
     );
     assert!(!data.join("_leases").exists() && !data.join("scores").exists());
 
-    // A folder of someone else's files.
+    // An output root that holds the inputs beside the tables (as jobs/demo.toml's does)
+    // is fine.
+    let job = fx.job(
+        "beside.toml",
+        &format!("out = \"{}\"", fx.path("").display()),
+    );
+    let (code, text) = dumn_exit_code(&["run", job.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{text}");
+
+    // A table root that holds someone else's files.
     let theirs = fx.path("theirs");
-    std::fs::create_dir_all(&theirs).unwrap();
-    std::fs::write(theirs.join("report.xlsx"), b"keep me").unwrap();
+    std::fs::create_dir_all(theirs.join("scores")).unwrap();
+    std::fs::write(theirs.join("scores/report.xlsx"), b"keep me").unwrap();
     let job = fx.job("theirs.toml", &format!("out = \"{}\"", theirs.display()));
     let (code, text) = dumn_exit_code(&["run", job.to_str().unwrap()], &[]);
     assert_eq!(code, 2, "{text}");
@@ -845,7 +859,8 @@ fn outputs_that_overlap_inputs_or_hold_other_files_are_refused_before_any_work()
         text.contains("report.xlsx") && text.contains("holds other files"),
         "{text}"
     );
-    assert_eq!(file_names(&theirs), vec!["report.xlsx".to_string()]);
+    assert_eq!(file_names(&theirs), vec!["scores".to_string()]);
+    let theirs = theirs.join("scores");
 
     // Training into the logs, or into that folder, is refused too.
     for out in [&data, &theirs] {

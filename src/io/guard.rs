@@ -1,8 +1,7 @@
 //! Checks on an output location before any work, so that a mistyped `out` cannot write
 //! into (or replace) someone's data:
 //! - [`check_apart`]: the output must not equal, contain or lie inside an input;
-//! - [`check_ours`]: an existing, non-empty output folder must already be one that dumn
-//!   writes (it holds one of the names that mark it).
+//! - [`check_ours`]: an existing output folder must hold only what dumn writes there.
 //!
 //! Both fail with [`Failure::BadInput`] and name the paths.
 
@@ -94,22 +93,24 @@ pub async fn top_names(loc: &Location) -> Result<Vec<String>> {
     }
 }
 
-/// Fails when the folder `out` exists, holds something, and holds none of the names that
-/// mark `what` (for example the `scores`/`ranking` folders of a scoring job's output).
-/// Hidden names (`.…`) alone do not make a folder non-empty.
-pub async fn check_ours(out: &Location, marks: &[&str], what: &str) -> Result<()> {
+/// Fails when the folder `out` holds a visible name that `ours` does not accept (for a
+/// table root: its `dt=…` partitions and markers), naming it; `what` says what `out` is.
+/// Hidden names (`.…`) are not checked.
+pub async fn check_ours(out: &Location, ours: impl Fn(&str) -> bool, what: &str) -> Result<()> {
     let names = top_names(out).await?;
-    let visible: Vec<&String> = names.iter().filter(|n| !n.starts_with('.')).collect();
-    if visible.is_empty() || names.iter().any(|n| marks.contains(&n.as_str())) {
+    let strange: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with('.') && !ours(n))
+        .collect();
+    if strange.is_empty() {
         return Ok(());
     }
-    let some: Vec<&str> = visible.iter().take(3).map(|s| s.as_str()).collect();
+    let some: Vec<&str> = strange.iter().take(3).map(|s| s.as_str()).collect();
     Err(anyhow!(
-        "the output {out} holds other files ({}{}) and is not {what} (it has none of {}): \
-         give an empty or new folder",
+        "the output {out} holds other files ({}{}), so it is not {what}: move them, or give \
+         the job another output folder",
         some.join(", "),
-        if visible.len() > 3 { ", …" } else { "" },
-        marks.join(", ")
+        if strange.len() > 3 { ", …" } else { "" },
     ))
     .failure(Failure::BadInput)
 }

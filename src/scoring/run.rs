@@ -39,12 +39,11 @@ use crate::model::device::describe;
 use crate::model::registry;
 use crate::model::scorer::Scorer;
 
-/// The top-level names that mark a folder as a scoring job's output.
-const OUTPUT_MARKS: [&str; 5] = ["scores", "ranking", "_leases", "_scratch", "_staging"];
-
-/// Checks the job's output root before anything is written there: apart from every input
-/// (the logs, each `[tables]` entry, the model) and, when it holds files, a dumn output
-/// already (see [`crate::io::guard`]).
+/// Checks where the job writes before anything is written: `OUT/scores`, `OUT/ranking`
+/// and dumn's own `OUT/_staging` and `OUT/_leases` must each be apart from every input
+/// (the logs, each `[tables]` entry, the model), and a table root that exists must hold
+/// only days (`dt=…`) and markers (see [`crate::io::guard`]). `OUT` itself may hold other
+/// things, the inputs among them.
 pub async fn check_output(job: &Job) -> Result<()> {
     let out = Location::parse(&job.out)?;
     let mut inputs: Vec<(String, Location)> = Vec::new();
@@ -55,8 +54,18 @@ pub async fn check_output(job: &Job) -> Result<()> {
         inputs.push((format!("tables.{name}"), Location::parse(loc)?));
     }
     inputs.push(("model".into(), registry::folder_of(&job.model)?));
-    guard::check_apart(&out, &inputs)?;
-    guard::check_ours(&out, &OUTPUT_MARKS, "the output of a scoring job").await
+    for written in ["scores", "ranking", "_staging", "_leases"] {
+        guard::check_apart(&out.join(written), &inputs)?;
+    }
+    for table in ["scores", "ranking"] {
+        guard::check_ours(
+            &out.join(table),
+            |name| name.starts_with("dt=") || name.starts_with('_'),
+            &format!("the `{table}` table of a scoring job"),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Checks the output ([`check_output`]) and takes the lease on `job`'s day `date`
