@@ -206,20 +206,34 @@ fn a_run_writes_one_score_per_candidate_and_a_filtered_top_k_ranking() {
     assert_eq!(m["rows"], scores.num_rows() as u64);
     assert_eq!(m["model_version"], version.as_str());
 
-    // Ranking: per user, the eligible candidates by ctr (ties by item id), at most k.
+    // Ranking: per user, the eligible candidates by ctr (ties by item id), each item once
+    // (the fixture's candidate sources offer some items twice), at most k.
     let (ctr, pd) = (f64s(&scores, "ctr"), f64s(&scores, "p_dislike"));
     let (users, items) = (i64s(&scores, "user_id"), i64s(&scores, "item_id"));
-    let mut eligible: HashMap<i64, Vec<(f64, i64)>> = HashMap::new();
+    let mut best: HashMap<(i64, i64), f64> = HashMap::new();
     let mut excluded = 0;
     for i in 0..scores.num_rows() {
         if pd[i].unwrap() <= 0.5 {
-            eligible
-                .entry(users[i].unwrap())
-                .or_default()
-                .push((ctr[i].unwrap(), items[i].unwrap()));
+            let c = best
+                .entry((users[i].unwrap(), items[i].unwrap()))
+                .or_insert(f64::MIN);
+            *c = c.max(ctr[i].unwrap());
         } else {
             excluded += 1;
         }
+    }
+    let offered: std::collections::HashSet<(i64, i64)> = users
+        .iter()
+        .zip(&items)
+        .map(|(u, i)| (u.unwrap(), i.unwrap()))
+        .collect();
+    assert!(
+        offered.len() < scores.num_rows(),
+        "the fixture offers some items twice to a user"
+    );
+    let mut eligible: HashMap<i64, Vec<(f64, i64)>> = HashMap::new();
+    for ((user, item), c) in best {
+        eligible.entry(user).or_default().push((c, item));
     }
     assert!(
         excluded > 0,
