@@ -11,6 +11,9 @@
 #   DUMN_BENCH_DIR: scratch folder (default /tmp/dumn-bench-score)
 #   DUMN_BIN: a prebuilt dumn binary (skips the build; ci/gpu-check.sh uses it)
 #   DUMN_BENCH_SIZES: which sizes to run (default "1m 4m")
+#   DUMN_BENCH_WORKERS: model worker counts to compare end to end, side by side (default
+#     "1 2 N" for N cores; see `--workers`), printed as a second table with each count's
+#     rate relative to one worker
 set -euo pipefail
 DEVICE="${1:-cpu}"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -26,6 +29,7 @@ gen() { # NAME USERS
     "$BIN" gen "$WORK/$1" --users "$2" --impressions-per-user 100 --candidates-per-user 100
 }
 SIZES="${DUMN_BENCH_SIZES:-1m 4m}"
+WORKERS="${DUMN_BENCH_WORKERS:-$(echo 1 2 "$(nproc)" | tr ' ' '\n' | sort -nu | tr '\n' ' ')}"
 for size in $SIZES; do gen "data-$size" $((${size%m} * 10000)); done
 gen data-train 1000
 [ -f "$WORK/model/latest" ] || { rm -rf "$WORK/model"; "$BIN" train --data "$WORK/data-train" --out "$WORK/model" --epochs 1 --device "$DEVICE"; }
@@ -65,6 +69,9 @@ date = "$DATE"
 device = "$DEVICE"
 TOML
   measure "run-$size-$DEVICE" "$BIN" run "$WORK/job-$size.toml"
+  for w in $WORKERS; do
+    measure "run-$size-$DEVICE-w$w" "$BIN" run "$WORK/job-$size.toml" --workers "$w"
+  done
   [ -f "$WORK/input-$size/_SUCCESS" ] ||
     "$BIN" sequences scoring --data "$WORK/data-$size" --cutoff "$DATE" --out "$WORK/input-$size"
   measure "model-$size-$DEVICE" "$BIN" sql --model "$WORK/model" --device "$DEVICE" \
@@ -87,3 +94,16 @@ if [ -f "$WORK/run-1m-$DEVICE.time" ] && [ -f "$WORK/run-4m-$DEVICE.time" ]; the
   read -r _ m4 <"$WORK/run-4m-$DEVICE.time"
   awk -v a="$m1" -v b="$m4" 'BEGIN { printf "peak memory end to end, 4M / 1M: %.2f\n", b/a }'
 fi
+echo
+echo "model workers, end to end (dumn run --workers W), $(nproc) cores"
+printf "%-4s %7s | %8s %12s %8s | %s\n" size workers "e2e s" "cand/s" "peak MB" "rate vs 1 worker"
+for size in $SIZES; do
+  rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$DEVICE.log" | grep -o '[0-9]*')
+  base=""
+  for w in $WORKERS; do
+    read -r es em <"$WORK/run-$size-$DEVICE-w$w.time"
+    [ -n "$base" ] || base=$es
+    awk -v n="$size" -v w="$w" -v r="$rows" -v es="$es" -v em="$em" -v b="$base" 'BEGIN {
+      printf "%-4s %7d | %8.2f %12.0f %8.0f | %.2f\n", n, w, es, r/es, em/1024, b/es }'
+  done
+done

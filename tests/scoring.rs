@@ -55,21 +55,24 @@ async fn scoring_rows(fx: &Fixture) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
 }
 
-/// `dumn_score` over `rows` cut into batches of `chunk` rows, by row id.
+/// `dumn_score` over `rows` cut into batches of `chunk` rows, dealt round-robin into
+/// `partitions` partitions (which a scorer with several workers scores in parallel), by
+/// row id.
 async fn udf_scores(
     scorer: Arc<Scorer>,
     rows: &RecordBatch,
     chunk: usize,
+    partitions: usize,
 ) -> HashMap<u64, (f64, f64)> {
     let ctx = context(&EngineOptions::default()).unwrap();
     dumn::udfs::register_model(&ctx, Some(scorer.clone()));
-    let batches: Vec<RecordBatch> = (0..rows.num_rows())
-        .step_by(chunk)
-        .map(|i| rows.slice(i, chunk.min(rows.num_rows() - i)))
-        .collect();
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+    for (k, i) in (0..rows.num_rows()).step_by(chunk).enumerate() {
+        parts[k % partitions].push(rows.slice(i, chunk.min(rows.num_rows() - i)));
+    }
     ctx.register_table(
         "rows",
-        Arc::new(MemTable::try_new(rows.schema(), vec![batches]).unwrap()),
+        Arc::new(MemTable::try_new(rows.schema(), parts).unwrap()),
     )
     .unwrap();
     let args = scorer.input_columns().join(", ");
@@ -122,23 +125,32 @@ fn the_udf_equals_the_per_row_forward_whatever_the_batch_size_or_row_order() {
         assert_eq!(sorted.len(), n, "7919 is prime to the row count");
         let shuffled = take_record_batch(&rows, &perm).unwrap();
 
-        for (batch_size, chunk, order) in [
-            (4096, 8192, &rows),
-            (7, 8192, &rows),
-            (1, 50, &rows),
-            (4096, 8192, &shuffled),
-            (33, 13, &shuffled),
+        // (batch size, rows per input batch, row order, model workers, partitions)
+        for (batch_size, chunk, order, workers, partitions) in [
+            (4096, 8192, &rows, 1, 1),
+            (7, 8192, &rows, 1, 1),
+            (1, 50, &rows, 1, 1),
+            (4096, 8192, &shuffled, 1, 1),
+            (33, 13, &shuffled, 1, 1),
+            (64, 100, &rows, 3, 4),
+            (33, 13, &shuffled, 2, 3),
         ] {
-            let scorer = Arc::new(Scorer::new(
-                artifact::load(&model_dir, Device::Cpu).unwrap(),
-                batch_size,
-            ));
-            let got = udf_scores(scorer.clone(), order, chunk).await;
+            let scorer = Arc::new(
+                Scorer::with_workers(
+                    artifact::load(&model_dir, Device::Cpu).unwrap(),
+                    batch_size,
+                    workers,
+                )
+                .unwrap(),
+            );
+            assert_eq!(scorer.workers(), workers);
+            let got = udf_scores(scorer.clone(), order, chunk, partitions).await;
             for (rid, want) in reference.iter().enumerate() {
                 let have = got[&(rid as u64)];
                 assert!(
                     (have.0 - want.0).abs() < 1e-5 && (have.1 - want.1).abs() < 1e-5,
-                    "row {rid}, batch size {batch_size}, chunk {chunk}: {have:?} vs {want:?}"
+                    "row {rid}, batch size {batch_size}, chunk {chunk}, {workers} workers: \
+                     {have:?} vs {want:?}"
                 );
             }
             if std::ptr::eq(order, &rows) && batch_size >= 1000 {
@@ -382,7 +394,8 @@ fn a_rerun_replaces_the_day_exactly() {
     assert!(ok, "{out}");
     let (first_run, first) = marker_read(&fx);
     assert_clean_day(&fx, "the first run");
-    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    // The re-run with two model workers (src/model/scorer.rs) gives the same scores.
+    let (ok, out) = dumn(&["run", job.to_str().unwrap(), "--workers", "2"]);
     assert!(ok, "{out}");
     let (second_run, second) = marker_read(&fx);
     assert_ne!(first_run, second_run, "replaced by the re-run");

@@ -58,7 +58,7 @@ pub struct ExecutorArgs {
 
 pub async fn scheduler(args: SchedulerArgs) -> Result<()> {
     // The scheduler only plans: the model's manifest is what it reads, on the CPU.
-    let scorer = load_scorer(&args.model, DeviceChoice::Cpu, None).await?;
+    let scorer = load_scorer(&args.model, DeviceChoice::Cpu, None, None).await?;
     let host = args
         .external_host
         .clone()

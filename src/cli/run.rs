@@ -27,6 +27,10 @@ pub struct ModelArgs {
     /// Candidates per model call (default: the job's, else 2048). Larger keeps a GPU busier.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+    /// Copies of the model that score partitions in parallel, each with an equal share of
+    /// the CPU cores (default: the job's, else 1). Overrides the job.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 impl ModelArgs {
@@ -37,7 +41,8 @@ impl ModelArgs {
             .or(job.and_then(|j| j.device))
             .unwrap_or_default();
         let batch_size = self.batch_size.or(job.and_then(|j| j.batch_size));
-        load_scorer(model, device, batch_size).await
+        let workers = self.workers.or(job.and_then(|j| j.workers));
+        load_scorer(model, device, batch_size, workers).await
     }
 }
 

@@ -64,25 +64,72 @@ pub struct ScorerStats {
     pub model_time: Duration,
 }
 
-/// A loaded model ready to score. One per process: every partition of a query shares it,
-/// and calls run one at a time (a CPU model already uses every core, a GPU is one device).
+/// A loaded model ready to score. One per process: every partition of a query shares it.
+/// It holds one or more *workers*, copies of the model with the same weights: a call takes
+/// a free worker (or waits for one), so with several workers the partitions of a query
+/// score in parallel, tensor building included. One worker serialises calls, which suits a
+/// GPU (one device) and a CPU model whose operators already use every core.
 #[derive(Debug)]
 pub struct Scorer {
-    model: Mutex<Dumn>,
+    workers: Vec<Mutex<Dumn>>,
+    next: AtomicU64,
     manifest: Manifest,
     batch_size: usize,
     counters: Counters,
 }
 
 impl Scorer {
-    /// Wraps a loaded artifact; `batch_size` is the most candidates per model call.
+    /// Wraps a loaded artifact in one worker; `batch_size` is the most candidates per
+    /// model call.
     pub fn new(artifact: Artifact, batch_size: usize) -> Self {
         Self {
-            model: Mutex::new(artifact.model),
+            workers: vec![Mutex::new(artifact.model)],
+            next: AtomicU64::new(0),
             manifest: artifact.manifest,
             batch_size: batch_size.max(1),
             counters: Counters::default(),
         }
+    }
+
+    /// [`Scorer::new`] with `workers` copies of the model (at least one). Scores do not
+    /// depend on the number of workers (see the module's contract).
+    pub fn with_workers(artifact: Artifact, batch_size: usize, workers: usize) -> Result<Self> {
+        let mut scorer = Self::new(artifact, batch_size);
+        let first = scorer.workers[0]
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut copies = Vec::new();
+        for _ in 1..workers.max(1) {
+            let mut copy = Dumn::new(first.config.clone(), first.device())
+                .context("building a copy of the model for another worker")?;
+            copy.var_store_mut()
+                .copy(first.var_store())
+                .context("copying the weights to another worker")?;
+            copies.push(Mutex::new(copy));
+        }
+        scorer.workers.extend(copies);
+        Ok(scorer)
+    }
+
+    /// How many calls may run at once.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// A free worker, else (all busy) the next one in turn, waited for.
+    fn worker(&self) -> std::sync::MutexGuard<'_, Dumn> {
+        let n = self.workers.len();
+        let start = (self.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
+        for k in 0..n {
+            if let Ok(guard) = self.workers[(start + k) % n].try_lock() {
+                return guard;
+            }
+        }
+        // A panic in a call is caught inside it (see `score`), so a poisoned lock only
+        // means a panic elsewhere; the model is still whole.
+        self.workers[start]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -98,7 +145,7 @@ impl Scorer {
     }
 
     pub fn device(&self) -> Device {
-        self.model
+        self.workers[0]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .device()
@@ -126,8 +173,8 @@ impl Scorer {
         }
         let users = group_by_user(rows);
         // A panic in a model call is caught below, inside the lock, so the lock is never
-        // poisoned; the recovery here is for a panic anywhere else.
-        let model = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        // poisoned.
+        let model = self.worker();
         let start = Instant::now();
         let mut out = vec![
             Scores {

@@ -46,6 +46,8 @@ pub struct Job {
     pub ranking_sql: Option<PathBuf>,
     /// Candidates per model call.
     pub batch_size: Option<usize>,
+    /// Copies of the model that score partitions in parallel (see `Scorer`).
+    pub workers: Option<usize>,
     /// Where the model runs: auto, cpu, cuda or cuda:N.
     pub device: Option<DeviceChoice>,
     /// Candidates with a higher dislike probability are left out of the ranking.
@@ -89,6 +91,7 @@ pub const KEYS: &[Key] = &[
     key("scores_sql", KeyKind::Location),
     key("ranking_sql", KeyKind::Location),
     key("batch_size", KeyKind::Value),
+    key("workers", KeyKind::Value),
     key("device", KeyKind::Value),
     key("dislike_threshold", KeyKind::Value),
     key("top_k", KeyKind::Value),

@@ -21,19 +21,33 @@ use crate::model::scorer::{Scorer, DEFAULT_BATCH_SIZE};
 use crate::udfs;
 
 /// Loads the model at `model` (local or s3://) onto `device` as a scorer of at most
-/// `batch_size` candidates per call (default [`DEFAULT_BATCH_SIZE`]).
+/// `batch_size` candidates per call (default [`DEFAULT_BATCH_SIZE`]) with `workers` copies
+/// of the model (default 1; see [`Scorer`]). On a CPU with several workers, each call's
+/// operators get an equal share of the cores (libtorch's intra-op threads).
 pub async fn load_scorer(
     model: &str,
     device: DeviceChoice,
     batch_size: Option<usize>,
+    workers: Option<usize>,
 ) -> Result<Arc<Scorer>> {
     let device = device.resolve().failure(Failure::Infrastructure)?;
     let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
     ensure!(batch_size > 0, "the batch size must be at least 1");
+    let workers = workers.unwrap_or(1);
+    ensure!(
+        (1..=256).contains(&workers),
+        "workers must be between 1 and 256, not {workers}"
+    );
     let artifact = registry::open(model, device)
         .await
         .failure(Failure::BadInput)?;
-    Ok(Arc::new(Scorer::new(artifact, batch_size)))
+    if device == tch::Device::Cpu && workers > 1 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tch::set_num_threads((cores / workers).max(1) as i32);
+    }
+    Ok(Arc::new(Scorer::with_workers(
+        artifact, batch_size, workers,
+    )?))
 }
 
 /// A session ready to score a job's day: the model registered behind `dumn_score`,
