@@ -28,7 +28,8 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Copies of the model that score partitions in parallel, each with an equal share of
-    /// the CPU cores (default: the job's, else 1). Overrides the job.
+    /// the CPU cores (default: the job's, else one per core on a CPU and one on a GPU).
+    /// Overrides the job.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 }

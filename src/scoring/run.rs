@@ -175,7 +175,11 @@ async fn score_day(
         "scoring {candidates} candidates for {date} with model {version} on {}",
         match cluster {
             Some(url) => format!("the cluster at {url}"),
-            None => describe(scorer.device()),
+            None => format!(
+                "{}, {} model worker(s)",
+                describe(scorer.device()),
+                scorer.workers()
+            ),
         }
     );
 
