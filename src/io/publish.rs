@@ -158,6 +158,18 @@ pub async fn publish(staging: &Location, target: &Location, marker: &[u8]) -> Re
     }
 }
 
+/// Publishes the files of the local folder `local` (no sub-folders) at `target`: uploaded
+/// into a staging folder beside it ([`staging_for`]), then [`publish`]ed with `marker`.
+pub async fn upload(local: &std::path::Path, target: &Location, marker: &[u8]) -> Result<()> {
+    let staging = staging_for(target)?;
+    for entry in std::fs::read_dir(local)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        put(&staging.join(&name), std::fs::read(entry.path())?).await?;
+    }
+    publish(&staging, target, marker).await
+}
+
 fn child(prefix: &ObjPath, rel: &str) -> ObjPath {
     rel.split('/').fold(prefix.clone(), |p, part| p.join(part))
 }

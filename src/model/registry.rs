@@ -139,14 +139,8 @@ impl Registry {
             }
             Location::S3 { .. } => {
                 publish::remove_stale_staging(&target).await?;
-                let staging = publish::staging_for(&target)?;
-                for entry in std::fs::read_dir(local)? {
-                    let entry = entry?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    location::put(&staging.join(&name), std::fs::read(entry.path())?).await?;
-                }
                 let marker = serde_json::json!({ "model_version": version });
-                publish::publish(&staging, &target, &serde_json::to_vec_pretty(&marker)?).await?;
+                publish::upload(local, &target, &serde_json::to_vec_pretty(&marker)?).await?;
             }
         }
         Ok(target)

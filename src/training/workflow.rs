@@ -351,14 +351,8 @@ pub async fn train_variant(
     let location = match save_to {
         SaveTo::Artifact(out @ Location::Local(_)) => out.clone(),
         SaveTo::Artifact(out) => {
-            let staging = publish::staging_for(out)?;
-            for entry in std::fs::read_dir(&local)? {
-                let entry = entry?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                location::put(&staging.join(&name), std::fs::read(entry.path())?).await?;
-            }
             let marker = json!({ "model_version": manifest.model_version });
-            publish::publish(&staging, out, &serde_json::to_vec_pretty(&marker)?).await?;
+            publish::upload(&local, out, &serde_json::to_vec_pretty(&marker)?).await?;
             out.clone()
         }
         SaveTo::Version { registry, alias } => {
