@@ -14,6 +14,8 @@
 #   DUMN_BENCH_WORKERS: model worker counts to compare end to end, side by side (default
 #     "1 2 N" for N cores; see `--workers`), printed as a second table with each count's
 #     rate relative to one worker
+# A third table compares the output formats: the same job with `format = "parquet"`, and
+# the seconds each spent publishing (the summary's publish_seconds) within the run.
 set -euo pipefail
 DEVICE="${1:-cpu}"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -69,6 +71,8 @@ date = "$DATE"
 device = "$DEVICE"
 TOML
   measure "run-$size-$DEVICE" "$BIN" run "$WORK/job-$size.toml"
+  measure "run-$size-$DEVICE-parquet" "$BIN" run "$WORK/job-$size.toml" \
+    --set format=parquet --set "out=$WORK/out-$size-parquet"
   for w in $WORKERS; do
     measure "run-$size-$DEVICE-w$w" "$BIN" run "$WORK/job-$size.toml" --workers "$w"
   done
@@ -105,5 +109,19 @@ for size in $SIZES; do
     [ -n "$base" ] || base=$es
     awk -v n="$size" -v w="$w" -v r="$rows" -v es="$es" -v em="$em" -v b="$base" 'BEGIN {
       printf "%-4s %7d | %8.2f %12.0f %8.0f | %.2f\n", n, w, es, r/es, em/1024, b/es }'
+  done
+done
+echo
+echo "publishing, per output format (the same run's summary: publish_seconds of total_seconds)"
+printf "%-4s %-8s | %8s %8s %8s\n" size format "e2e s" "publish" "share"
+for size in $SIZES; do
+  for f in delta parquet; do
+    log="$WORK/run-$size-$DEVICE.log"
+    [ "$f" = delta ] || log="$WORK/run-$size-$DEVICE-parquet.log"
+    tail -n 1 "$log" | python3 -c '
+import json, sys
+s = json.loads(sys.stdin.read())
+print("%-4s %-8s | %8.2f %8.2f %7.1f%%" % (sys.argv[1], s["format"], s["total_seconds"],
+      s["publish_seconds"], 100 * s["publish_seconds"] / s["total_seconds"]))' "$size"
   done
 done

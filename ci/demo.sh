@@ -15,8 +15,12 @@ dumn gen out/data --users 600
 if [ -e out/model/manifest.json ]; then rm -rf out/model; fi
 # 2. The model (a debug build trains at ~1,500 examples/s on 2 cores: about 2 minutes).
 dumn train --job jobs/train-demo.toml --epochs 3
-# 3. The nightly job for the day after the logs.
+# 3. The nightly job for the day after the logs: day 2026-11-15 of the Delta tables
+#    out/scores and out/ranking. Plain Parquet tables that an older dumn left there go.
+for t in scores ranking; do
+  if [ -d "out/$t" ] && [ ! -d "out/$t/_delta_log" ]; then rm -rf "out/$t"; fi
+done
 dumn run jobs/demo.toml "$@"
 # 4. The start of the ranking.
-dumn sql --table ranking=out/ranking/dt=2026-11-15 \
-  -c "SELECT * FROM ranking ORDER BY user_id, rank LIMIT 10"
+dumn sql --table ranking=out/ranking \
+  -c "SELECT * FROM ranking WHERE dt = '2026-11-15' ORDER BY user_id, rank LIMIT 10"

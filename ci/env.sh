@@ -10,6 +10,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dumn/target}"
 # Tools the tests and benchmarks start (s3s-fs), also cached per machine.
 export DUMN_TOOLS="${DUMN_TOOLS:-$HOME/.cache/dumn/tools}"
 export S3S_FS_VERSION="0.14.1"
+# The Python reader the Delta tests compare with (ci/setup.sh --test-server).
+export DELTALAKE_PY_VERSION="1.6.6"
 export DUMN_S3S_FS="${DUMN_S3S_FS:-$DUMN_TOOLS/bin/s3s-fs}"
 
 # A LIBTORCH set before the first ci/ script ran is a libtorch the user already has

@@ -3,7 +3,9 @@
 # (.venv, ignored by git) holding torch 2.11.0, the libtorch that tch 0.24 links against,
 # unless LIBTORCH already names one (see ci/env.sh).
 # Usage: ci/setup.sh [--test-server]
-#   --test-server  also build s3s-fs, the S3-compatible server the tests start
+#   --test-server  also build s3s-fs, the S3-compatible server the tests start, and put
+#                  Python's deltalake and pyarrow (the tests' independent reader of the
+#                  Delta tables) into the venv
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 TEST_SERVER=0
@@ -36,4 +38,16 @@ elif [ -x "$DUMN_S3S_FS" ]; then
 else
   echo "setup: building s3s-fs $S3S_FS_VERSION (once per machine, about 4 minutes)"
   cargo install --quiet --locked --root "$DUMN_TOOLS" s3s-fs --version "$S3S_FS_VERSION" --features binary
+fi
+
+# deltalake + pyarrow: the independent reader that tests/delta.rs checks the Delta tables
+# with, in the project's venv (created for it when LIBTORCH came from elsewhere).
+if [ "$TEST_SERVER" = 1 ]; then
+  if [ ! -x "$DUMN_VENV/bin/python" ]; then python3 -m venv "$DUMN_VENV"; fi
+  if "$DUMN_VENV/bin/python" -c "import deltalake, pyarrow" 2>/dev/null; then
+    echo "setup: python deltalake already in $DUMN_VENV"
+  else
+    echo "setup: installing python deltalake and pyarrow into $DUMN_VENV"
+    "$DUMN_VENV/bin/pip" install --quiet --disable-pip-version-check "deltalake==$DELTALAKE_PY_VERSION" pyarrow
+  fi
 fi

@@ -65,9 +65,10 @@ enum Command {
     /// ranking tables.
     ///
     /// Builds each user's sequences as of --date with sql/, scores every candidate with
-    /// both probabilities (dumn_ctr, dumn_dislike), writes OUT/scores/dt=DATE/ and, from it,
-    /// OUT/ranking/dt=DATE/ (per user, by ctr, likely dislikes removed, top k). Both are
-    /// published atomically with a _SUCCESS marker; a re-run replaces the day.
+    /// both probabilities (dumn_ctr, dumn_dislike), writes day DATE of the table
+    /// OUT/scores and, from it, of OUT/ranking (per user, by ctr, likely dislikes removed,
+    /// top k). Both are Delta Lake tables partitioned by dt (or, with format = "parquet",
+    /// dt=DATE/ folders with a _SUCCESS marker); a re-run replaces the day whole.
     Run(cli::run::RunArgs),
     /// Run SQL with dumn's functions, the model's included (dumn_ctr, dumn_dislike,
     /// dumn_score).
@@ -115,6 +116,14 @@ enum Command {
     /// MODELS/latest (or --alias NAME) to it; jobs name MODELS@latest, MODELS@NAME or a
     /// fixed MODELS@VERSION.
     Models(cli::models::ModelsArgs),
+    /// Delete the files of a Delta table (a scoring job's `scores` or `ranking`) that no
+    /// version of the last --retain-hours reads.
+    ///
+    /// A run replaces its day in one commit and leaves the replaced files for readers that
+    /// still hold an older version; this removes them once they are old enough. Example:
+    ///
+    ///   dumn vacuum out/scores --retain-hours 48 --dry-run
+    Vacuum(cli::vacuum::VacuumArgs),
 }
 
 /// Installs the `tracing` subscriber for the chosen format. In JSON mode dumn's own
@@ -155,6 +164,7 @@ fn main() {
         Command::Demo(args) => cli::demo::run(args),
         Command::Inspect { model } => cli::block_on(cli::inspect::run(model)),
         Command::Models(args) => cli::block_on(cli::models::run(args)),
+        Command::Vacuum(args) => cli::block_on(cli::vacuum::run(args)),
     };
     if let Err(e) = result {
         log::error(format_args!("{e:#}"));

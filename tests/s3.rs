@@ -182,7 +182,7 @@ fn s3_logs_give_the_same_sequences_as_local_files() {
             &p,
             format!(
                 "data = \"{data}\"\nmodel = \"{model}\"\nout = \"{out}\"\n\
-                 date = \"2026-11-15\"\ndevice = \"cpu\"\ntop_k = 3\n"
+                 date = \"2026-11-15\"\ndevice = \"cpu\"\ntop_k = 3\nformat = \"parquet\"\n"
             ),
         )
         .unwrap();
@@ -271,7 +271,7 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
             &p,
             format!(
                 "data = \"s3://dumn/raw\"\nmodel = \"{}\"\nout = \"{out}\"\n\
-                 date = \"2026-11-07\"\ndevice = \"cpu\"\nbatch_size = 16\n",
+                 date = \"2026-11-07\"\ndevice = \"cpu\"\nbatch_size = 16\nformat = \"parquet\"\n",
                 fx.path("model").display()
             ),
         )

@@ -663,7 +663,7 @@ fn a_job_file_elsewhere_runs_from_any_folder_under_env_and_set_overrides() {
         &job,
         format!(
             "data = \"../data\"\nmodel = \"../model\"\nout = \"../out\"\ndate = \"{}\"\n\
-             device = \"cpu\"\ntop_k = 7\nbatch_size = 64\n",
+             device = \"cpu\"\ntop_k = 7\nbatch_size = 64\nformat = \"parquet\"\n",
             fx.date()
         ),
     )

@@ -9,6 +9,7 @@ mod artifact;
 mod bad_input;
 mod cluster;
 mod data_plane;
+mod delta;
 mod equations;
 mod learning;
 mod models;

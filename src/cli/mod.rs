@@ -11,6 +11,7 @@ pub mod run;
 pub mod sequences;
 pub mod sql;
 pub mod train;
+pub mod vacuum;
 
 use std::future::Future;
 use std::io::IsTerminal;

@@ -35,6 +35,7 @@ use object_store::ObjectStoreExt;
 
 use super::script::{self, Params, Script};
 use crate::engine::session::first_row;
+use crate::io::delta;
 use crate::io::location::{self, Location};
 use crate::io::log;
 
@@ -277,7 +278,8 @@ fn partitions_to_read(files: &[String], days: (NaiveDate, NaiveDate)) -> Option<
 }
 
 /// Registers the table `name` from `loc` on `ctx` and checks it against the contract (when
-/// `name` is one of the contract's tables). With `days`, a folder partitioned by
+/// `name` is one of the contract's tables). A folder with `_delta_log/` is read as a Delta
+/// Lake table (its newest snapshot). With `days`, a folder partitioned by
 /// `dt=YYYY-MM-DD` is read only for those days (see [`partitions_to_read`]). Files in
 /// sub-folders that the reader skips (not `key=value`) are counted into a warning.
 pub async fn register(
@@ -286,6 +288,17 @@ pub async fn register(
     loc: &Location,
     days: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<()> {
+    if delta::is_table(loc).await? {
+        // A Delta table: its newest snapshot; filters on `dt` prune its files.
+        let provider = delta::provider(loc)
+            .await
+            .with_context(|| format!("table `{name}`"))?;
+        ctx.register_table(name, provider)?;
+        if let Some(spec) = spec(name) {
+            check_registered(ctx, spec, &loc.to_string()).await?;
+        }
+        return Ok(());
+    }
     let found = detect(name, loc).await?;
     let format = found.format;
     let urls: Vec<String> = match &found.files {

@@ -50,7 +50,8 @@ pub fn parse_memory(s: &str) -> Result<Option<usize>, String> {
 }
 
 /// A session with dumn's functions registered, the options above, URL tables enabled,
-/// `s3://` resolved through [`crate::io::stores::Stores`], and spilling to the system's
+/// `s3://` resolved through [`crate::io::stores::Stores`], `STORED AS DELTATABLE` for
+/// Delta Lake tables ([`crate::io::delta`]), and spilling to the system's
 /// temporary folder when a memory limit is set.
 pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(true);
@@ -67,6 +68,7 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     }
     let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     crate::udfs::register(&ctx);
+    crate::io::delta::register_factory(&ctx);
     Ok(ctx.enable_url_table())
 }
 

@@ -85,8 +85,9 @@ struct JournalTable {
 
 /// A test hook: `DUMN_FAILPOINT=NAME` aborts the process at the named step, as a kill
 /// would (no cleanup runs). The names: `journal`, `placed`, `marker-1` (after the first
-/// marker), `markers`, `cleaned`.
-fn failpoint(name: &str) {
+/// marker), `markers`, `cleaned`; and for Delta tables ([`super::delta::publish_day`])
+/// `commit-1` (after the first table's commit) and `commits`.
+pub fn failpoint(name: &str) {
     if std::env::var("DUMN_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("DUMN_FAILPOINT={name}: aborting");
         std::process::abort();

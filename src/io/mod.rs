@@ -9,6 +9,7 @@
 //! | [`lease`] | the lease that keeps two runs of one output from overlapping |
 //! | [`job_file`] | reading a TOML job file, with overrides laid over it |
 //! | [`day`] | publishing one day of several Parquet tables together, with recovery |
+//! | [`delta`] | Delta Lake tables: replacing one day in one commit, reading, vacuum |
 //! | [`guard`] | checks that an output location is apart from the inputs and is dumn's |
 //! | [`failure`] | the kinds of failure behind the exit codes |
 //! | [`log`] | warnings and progress for the operator, as text or JSON lines |
@@ -16,6 +17,7 @@
 //! This stage calls no other stage of the crate.
 
 pub mod day;
+pub mod delta;
 pub mod failure;
 pub mod guard;
 pub mod job_file;

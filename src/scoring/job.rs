@@ -34,8 +34,12 @@ pub struct Job {
     /// train --out MODELS` writes, `MODELS` alone for its `latest`, or an artifact folder
     /// (see [`crate::model::registry`]).
     pub model: String,
-    /// The output root: the run writes `scores/dt=D/` and `ranking/dt=D/` under it.
+    /// The output root: the run writes day D of the tables `scores` and `ranking` under it.
     pub out: String,
+    /// How the tables are written: `delta` (Delta Lake tables partitioned by `dt`, the
+    /// default) or `parquet` (Hive-style `dt=D/` folders with `_SUCCESS` markers).
+    #[serde(default)]
+    pub format: OutputFormat,
     /// The day to score when `--date` is not given (YYYY-MM-DD).
     pub date: Option<String>,
     /// Your own SQL for the scoring input (defines `scoring_input`).
@@ -63,6 +67,27 @@ pub struct Job {
     pub lookback_days: u32,
 }
 
+/// The format of a scoring run's output tables (job key `format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Delta Lake tables: a run replaces its day in one commit (see [`crate::io::delta`]).
+    #[default]
+    Delta,
+    /// Plain Parquet in `dt=D/` folders with `_SUCCESS` markers (see [`crate::io::day`]).
+    Parquet,
+}
+
+impl OutputFormat {
+    /// The format's name in a job file.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Delta => "delta",
+            OutputFormat::Parquet => "parquet",
+        }
+    }
+}
+
 /// The default window: wide enough to hold T = 100 events of each kind for nearly every
 /// user of a log with daily activity (see docs/job-file.md).
 pub const DEFAULT_LOOKBACK_DAYS: u32 = 180;
@@ -86,6 +111,7 @@ pub const KEYS: &[Key] = &[
     key("adapter", KeyKind::NameOrSqlFile),
     key("model", KeyKind::Location),
     key("out", KeyKind::Location),
+    key("format", KeyKind::Value),
     key("date", KeyKind::Value),
     key("sql", KeyKind::Location),
     key("scores_sql", KeyKind::Location),

@@ -2,33 +2,40 @@
 //!
 //! 1. loads the model artifact (local or s3://) once, on the job's device;
 //! 2. builds `scoring_input` with sql/ as of D (feedback strictly before D's midnight);
-//! 3. writes `OUT/scores/dt=D/` with sql/scores.sql: one row per candidate;
-//! 4. writes `OUT/ranking/dt=D/` with sql/ranking.sql, read from the scores just written;
-//! 5. publishes both, each with a `_SUCCESS` marker (rows, model version) written last.
+//! 3. writes the scores of D with sql/scores.sql: one row per candidate;
+//! 4. writes the ranking of D with sql/ranking.sql, read from the scores just written;
+//! 5. publishes both tables' day D under `OUT/scores` and `OUT/ranking`.
 //!
 //! Both tables are first written under `OUT/_staging/D/RUN/` (outside the table roots) and
-//! published together only when both are complete, by the protocol of [`crate::io::day`]:
-//! run-unique file names, a journal, markers that list their files, the previous files
-//! removed last. A run that fails or is killed leaves day D readable as it was (markers
-//! name the previous run), and the next run of D finishes or rolls back what it left.
-//! Runs of the same day exclude each other: each holds the day's lease ([`lease_day`])
-//! while it works.
+//! published only when both are complete, in the job's `format`:
+//! - `delta` (the default): each table is a Delta Lake table partitioned by `dt`; day D is
+//!   replaced in one commit per table, scores first, each commit and each row naming the
+//!   run (`run_id`), so a reader sees the previous day or the new one, and can tell that
+//!   the two tables come from one run ([`crate::io::delta`]);
+//! - `parquet`: Hive-style `dt=D/` folders, by the protocol of [`crate::io::day`]:
+//!   run-unique file names, a journal, `_SUCCESS` markers that list their files, the
+//!   previous files removed last.
+//!
+//! A run that fails or is killed leaves day D readable as it was, and the next run of D
+//! finishes or rolls back what it left. Runs of the same day exclude each other: each
+//! holds the day's lease ([`lease_day`]) while it works.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chrono::{NaiveDate, SubsecRound};
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 
-use super::job::Job;
+use super::job::{Job, OutputFormat};
 use super::session::Scoring;
 use crate::data::contract;
 use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
 use crate::engine::session::EngineOptions;
 use crate::io::day::{self, TableDay};
+use crate::io::delta;
 use crate::io::failure::{Failure, MarkFailure};
 use crate::io::guard;
 use crate::io::lease::Lease;
@@ -41,9 +48,10 @@ use crate::model::scorer::Scorer;
 
 /// Checks where the job writes before anything is written: `OUT/scores`, `OUT/ranking`
 /// and dumn's own `OUT/_staging` and `OUT/_leases` must each be apart from every input
-/// (the logs, each `[tables]` entry, the model), and a table root that exists must hold
-/// only days (`dt=…`) and markers (see [`crate::io::guard`]). `OUT` itself may hold other
-/// things, the inputs among them.
+/// (the logs, each `[tables]` entry, the model), a table root that exists must hold only
+/// days (`dt=…`), markers and a Delta log (see [`crate::io::guard`]), and in the job's
+/// format: a Delta table for `format = "delta"`, plain Parquet days for `"parquet"`.
+/// `OUT` itself may hold other things, the inputs among them.
 pub async fn check_output(job: &Job) -> Result<()> {
     let out = Location::parse(&job.out)?;
     let mut inputs: Vec<(String, Location)> = Vec::new();
@@ -58,12 +66,31 @@ pub async fn check_output(job: &Job) -> Result<()> {
         guard::check_apart(&out.join(written), &inputs)?;
     }
     for table in ["scores", "ranking"] {
+        let root = out.join(table);
         guard::check_ours(
-            &out.join(table),
+            &root,
             |name| name.starts_with("dt=") || name.starts_with('_'),
             &format!("the `{table}` table of a scoring job"),
         )
         .await?;
+        let is_delta = delta::is_table(&root).await?;
+        let has_days = guard::top_names(&root)
+            .await?
+            .iter()
+            .any(|n| n.starts_with("dt="));
+        match job.format {
+            OutputFormat::Delta if has_days && !is_delta => bail!(
+                "{root} holds plain Parquet days (dt=… folders, no {}/) but the job writes \
+                 Delta tables (format = \"delta\", the default); set format = \"parquet\" to \
+                 go on writing plain Parquet there, or point `out` at a new folder",
+                delta::LOG_FOLDER
+            ),
+            OutputFormat::Parquet if is_delta => bail!(
+                "{root} is a Delta table but the job writes plain Parquet (format = \
+                 \"parquet\"); remove that setting to write Delta, or point `out` at a new folder"
+            ),
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -283,8 +310,27 @@ async fn score_day(
             marker: marker("ranking", &ranking.summary)?,
         },
     ];
-    // A failure from here on leaves the journal: the next run finishes or rolls back.
-    day::publish(out, &date.to_string(), run_id, tables).await?;
+    let publishing = Instant::now();
+    let versions = match job.format {
+        // One commit per table, scores first; both carry the run id (src/io/delta.rs).
+        OutputFormat::Delta => {
+            let committed = delta::publish_day(out, &date.to_string(), run_id, tables)
+                .await
+                .inspect_err(|_| {
+                    crate::io::log::warn(format_args!(
+                        "the run {run_id} failed while committing; day {date} of each table \
+                         holds the run its `run_id` column names"
+                    ))
+                })?;
+            committed.iter().map(|c| Some(c.version)).collect()
+        }
+        // A failure from here on leaves the journal: the next run finishes or rolls back.
+        OutputFormat::Parquet => {
+            day::publish(out, &date.to_string(), run_id, tables).await?;
+            vec![None, None]
+        }
+    };
+    let publish_secs = publishing.elapsed().as_secs_f64();
     let (scored, ranked) = (scores.summary, ranking.summary);
 
     let secs = started.elapsed().as_secs_f64();
@@ -308,23 +354,40 @@ async fn score_day(
             stats.rows as f64 / stats.users.max(1) as f64
         );
     }
-    println!("wrote {} score rows to {scores_at}", scored.rows);
+    let written_to = |day_folder: &Location, table: &str, version: Option<u64>| match version {
+        Some(v) => format!(
+            "the Delta table {} (dt={date}, version {v})",
+            out.join(table)
+        ),
+        None => day_folder.to_string(),
+    };
     println!(
-        "wrote {} ranking rows (top {}, p_dislike <= {}) to {ranking_at}",
-        ranked.rows, job.top_k, job.dislike_threshold
+        "wrote {} score rows to {}",
+        scored.rows,
+        written_to(scores_at, "scores", versions[0])
     );
-    println!("done in {secs:.2}s");
-    let table = |at: &Location, w: &WriteSummary| TableSummary {
+    println!(
+        "wrote {} ranking rows (top {}, p_dislike <= {}) to {}",
+        ranked.rows,
+        job.top_k,
+        job.dislike_threshold,
+        written_to(ranking_at, "ranking", versions[1])
+    );
+    println!("done in {secs:.2}s (publishing {publish_secs:.2}s)");
+    let table = |at: &Location, w: &WriteSummary, version: Option<u64>| TableSummary {
         location: at.to_string(),
         rows: w.rows,
         files: w.files,
+        delta_version: version,
     };
     Ok(RunSummary {
         date: date.to_string(),
         model_version: version,
-        scores: table(scores_at, &scored),
-        ranking: table(ranking_at, &ranked),
+        format: job.format.name(),
+        scores: table(scores_at, &scored, versions[0]),
+        ranking: table(ranking_at, &ranked, versions[1]),
         scoring_seconds: scoring_secs,
+        publish_seconds: publish_secs,
         model_seconds: cluster.is_none().then_some(stats.model_time.as_secs_f64()),
         total_seconds: secs,
     })
@@ -335,10 +398,15 @@ async fn score_day(
 pub struct RunSummary {
     pub date: String,
     pub model_version: String,
+    /// `delta` or `parquet` (the job's `format`).
+    pub format: &'static str,
     pub scores: TableSummary,
     pub ranking: TableSummary,
     /// Start to the score table written.
     pub scoring_seconds: f64,
+    /// Publishing both tables (Delta: the two commits, copies of the staged rows
+    /// included; Parquet: the moves and markers).
+    pub publish_seconds: f64,
     /// Time inside the model (None on a cluster, where the executors run it).
     pub model_seconds: Option<f64>,
     pub total_seconds: f64,
@@ -347,9 +415,13 @@ pub struct RunSummary {
 /// One published table of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableSummary {
+    /// The day's folder (`OUT/TABLE/dt=D`).
     pub location: String,
     pub rows: u64,
     pub files: usize,
+    /// The Delta table's version that holds the day (Delta format only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<u64>,
 }
 
 /// Runs the team's own script at `custom`, or the embedded `default`, and returns the view

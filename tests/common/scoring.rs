@@ -80,7 +80,9 @@ impl Fixture {
     }
 
     /// Writes a job file reading `data/` and `model/`, writing under `out/`, plus `extra`
-    /// TOML lines (later keys must not repeat these).
+    /// TOML lines (later keys must not repeat these). Its format is plain Parquet (whose
+    /// day folders and markers most scoring tests read) unless `extra` sets `format`; the
+    /// Delta default is tested in tests/delta.rs.
     pub fn job(&self, name: &str, extra: &str) -> PathBuf {
         let p = self.path(name);
         let d = self.dir.path().display();
@@ -90,6 +92,7 @@ impl Fixture {
             ("data", format!("{d}/data")),
             ("model", format!("{d}/model")),
             ("out", format!("{d}/out")),
+            ("format", "parquet".to_string()),
         ] {
             if !has(key) {
                 text.push_str(&format!("{key} = \"{value}\"\n"));

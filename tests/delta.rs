@@ -1,0 +1,781 @@
+//! Delta Lake outputs, the default format of `dumn run` (src/io/delta.rs): one commit per
+//! day and table, other days untouched, the run named in every row, read back by dumn's
+//! own SQL, by `STORED AS DELTATABLE`, and by an independent reader (Python's deltalake),
+//! on a local disk and on the S3 test server.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use datafusion::prelude::SessionContext;
+use dumn::io::{delta, Location};
+
+use crate::common::data::{dumn_exit_code, run_dumn, runtime};
+use crate::common::s3::S3Server;
+use crate::common::scoring::Fixture;
+
+/// A job of `fx` writing under `out` with no `format` key: the default.
+fn default_format_job(fx: &Fixture, name: &str, out: &str) -> PathBuf {
+    let p = fx.job(name, &format!("out = \"{out}\"\nformat = \"delta\""));
+    let text = std::fs::read_to_string(&p).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("format"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(text, without, "the job named a format");
+    std::fs::write(&p, without).unwrap();
+    p
+}
+
+/// Day `date` of the Delta table at `table` as of `version` (newest when `None`): its rows
+/// rendered and sorted, without `scored_at`, `run_id` and `dt`; and the run ids of its rows.
+fn delta_day(
+    table: &Location,
+    version: Option<u64>,
+    date: &str,
+) -> (Vec<String>, BTreeSet<String>) {
+    runtime().block_on(async {
+        let t = delta::open_at(table, version).await.unwrap();
+        let ctx = SessionContext::new();
+        let provider = t.table_provider().await.unwrap();
+        let skipped: Vec<String> = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| ["scored_at", "run_id", "dt"].contains(&n.as_str()))
+            .collect();
+        ctx.register_table("t", provider).unwrap();
+        let rows = ctx
+            .sql(&format!(
+                "SELECT * EXCEPT ({}) FROM t WHERE dt = '{date}'",
+                skipped.join(", ")
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let runs = ctx
+            .sql(&format!(
+                "SELECT DISTINCT run_id FROM t WHERE dt = '{date}'"
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        (sorted_lines(&rows), strings_of(&runs))
+    })
+}
+
+fn sorted_lines(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String> {
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(batches)
+        .unwrap()
+        .to_string();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("| "))
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn strings_of(batches: &[datafusion::arrow::array::RecordBatch]) -> BTreeSet<String> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    let mut out = BTreeSet::new();
+    for b in batches {
+        let c = cast(b.column(0), &DataType::Utf8).unwrap();
+        out.extend(c.as_string::<i32>().iter().flatten().map(str::to_string));
+    }
+    out
+}
+
+/// Day `date` of a plain-Parquet table (the files of `dt=DATE/`), as [`delta_day`] renders
+/// it.
+fn parquet_day(day: &Path) -> Vec<String> {
+    runtime().block_on(async {
+        let ctx = SessionContext::new();
+        let rows = ctx
+            .read_parquet(
+                format!("{}/", day.display()),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let keep: Vec<_> = rows
+            .iter()
+            .map(|b| {
+                let idx: Vec<usize> = (0..b.num_columns())
+                    .filter(|&i| b.schema().field(i).name() != "scored_at")
+                    .collect();
+                b.project(&idx).unwrap()
+            })
+            .collect();
+        sorted_lines(&keep)
+    })
+}
+
+fn local(p: &Path) -> Location {
+    Location::Local(p.to_path_buf())
+}
+
+/// The day before `date` (YYYY-MM-DD).
+fn day_before(date: &str) -> String {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    (d - chrono::Duration::days(1)).to_string()
+}
+
+fn run_ok(args: &[&str], env: &[(&str, String)]) -> String {
+    let (ok, text) = run_dumn(args, env);
+    assert!(ok, "dumn {args:?}: {text}");
+    text
+}
+
+#[test]
+fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet_rows() {
+    let fx = Fixture::new(5);
+    let out = fx.path("out-delta");
+    let job = default_format_job(&fx, "delta.toml", &out.to_string_lossy());
+    let job = job.to_str().unwrap();
+    let (today, yesterday) = (fx.date(), day_before(&fx.date()));
+    let text = run_ok(&["run", job], &[]);
+    assert!(text.contains("Delta table"), "{text}");
+    run_ok(&["run", job, "--date", &yesterday], &[]);
+    let scores = local(&out.join("scores"));
+    let ranking = local(&out.join("ranking"));
+    let (before, before_runs) = delta_day(&scores, None, &yesterday);
+    assert!(!before.is_empty());
+    // Re-running today: one more commit per table, only today's rows replaced.
+    let text = run_ok(&["run", job], &[]);
+    let summary: serde_json::Value = text
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON summary: {text}"));
+    assert_eq!(summary["format"], "delta", "{text}");
+    assert_eq!(summary["scores"]["delta_version"], 2, "{text}");
+    assert_eq!(summary["ranking"]["delta_version"], 2, "{text}");
+    assert_eq!(delta_day(&scores, None, &yesterday), (before, before_runs));
+    let (rows, runs) = delta_day(&scores, None, &today);
+    let (ranked, ranking_runs) = delta_day(&ranking, None, &today);
+    assert_eq!(runs.len(), 1, "one run's rows: {runs:?}");
+    assert_eq!(runs, ranking_runs, "both tables of one run");
+    assert_eq!(
+        rows.len() as u64,
+        summary["scores"]["rows"].as_u64().unwrap()
+    );
+    // The same job in plain Parquet writes exactly the same rows.
+    let plain = fx.job("plain.toml", "");
+    run_ok(&["run", plain.to_str().unwrap()], &[]);
+    assert_eq!(rows, parquet_day(&fx.day("scores")));
+    assert_eq!(ranked, parquet_day(&fx.day("ranking")));
+    // Nothing staged is left.
+    let staging = out.join("_staging");
+    let left: Vec<_> = walk(&staging);
+    assert!(left.is_empty(), "staged files left: {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The Python interpreter of the project's venv (ci/setup.sh --test-server puts deltalake
+/// and pyarrow there).
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("DUMN_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "the Delta reader test needs {}: run ci/setup.sh --test-server",
+        python.display()
+    );
+    python
+}
+
+/// Reads a Delta table with Python's deltalake and prints `user_id,rank,item_id,ctr` (ctr
+/// to 6 decimals) of day `date`, sorted, one per line.
+const PY_READER: &str = r#"
+import sys, deltalake
+path, date = sys.argv[1], sys.argv[2]
+opts = {k: v for k, v in (a.split("=", 1) for a in sys.argv[3:])}
+t = deltalake.DeltaTable(path, storage_options=opts or None).to_pyarrow_table()
+rows = [r for r in t.to_pylist() if r["dt"] == date]
+for r in sorted(rows, key=lambda r: (r["user_id"], r["rank"])):
+    print(f'{r["user_id"]},{r["rank"]},{r["item_id"]},{r["ctr"]:.6f}')
+"#;
+
+fn python_ranking(table: &str, date: &str, storage: &[String]) -> Vec<String> {
+    let out = std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(PY_READER)
+        .args([table, date])
+        .args(storage)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python deltalake: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The same lines, from `dumn sql` over the table at `table`.
+fn dumn_ranking(table: &str, date: &str, env: &[(&str, String)]) -> Vec<String> {
+    let text = run_ok(
+        &[
+            "sql",
+            "--table",
+            &format!("r={table}"),
+            "--format",
+            "csv",
+            "-c",
+            &format!(
+                "SELECT user_id, rank, item_id, round(CAST(ctr AS DOUBLE), 6) AS ctr FROM r \
+                 WHERE dt = '{date}' ORDER BY user_id, rank"
+            ),
+        ],
+        env,
+    );
+    text.lines()
+        .skip_while(|l| !l.starts_with("user_id"))
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!(
+                "{},{},{},{:.6}",
+                f[0],
+                f[1],
+                f[2],
+                f[3].parse::<f64>().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dumn_sql_stored_as_deltatable_and_python_deltalake_read_the_same_rows() {
+    let fx = Fixture::new(4);
+    let out = fx.path("out");
+    let job = fx.job("job.toml", "format = \"delta\"");
+    run_ok(&["run", job.to_str().unwrap()], &[]);
+    let ranking = out.join("ranking");
+    let ranking = ranking.to_str().unwrap();
+    let ours = dumn_ranking(ranking, &fx.date(), &[]);
+    assert!(ours.len() > 100, "{} rows", ours.len());
+    assert_eq!(python_ranking(ranking, &fx.date(), &[]), ours);
+    // CREATE EXTERNAL TABLE … STORED AS DELTATABLE reads the same table.
+    let text = run_ok(
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            &format!(
+                "CREATE EXTERNAL TABLE r STORED AS DELTATABLE LOCATION '{ranking}'; \
+                 SELECT count(*) AS n FROM r"
+            ),
+        ],
+        &[],
+    );
+    assert!(
+        text.lines().any(|l| l.trim() == ours.len().to_string()),
+        "{} rows expected: {text}",
+        ours.len()
+    );
+}
+
+#[test]
+fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
+    let fx = Fixture::new(4);
+    let out = fx.path("out");
+    let job = fx.job("job.toml", "format = \"delta\"");
+    let job = job.to_str().unwrap();
+    let date = fx.date();
+    run_ok(&["run", job], &[]);
+    let (scores, ranking) = (local(&out.join("scores")), local(&out.join("ranking")));
+    let (first_rows, first_run) = delta_day(&scores, None, &date);
+    let (first_ranked, _) = delta_day(&ranking, None, &date);
+
+    // Killed right after the scores' commit: the newest scores name the new run, the
+    // ranking still the first; the scores' previous version holds the first run, whole.
+    let (code, text) = dumn_exit_code(&["run", job], &[("DUMN_FAILPOINT", "commit-1")]);
+    assert_ne!(code, 0, "{text}");
+    let (_, newer) = delta_day(&scores, None, &date);
+    let (_, ranking_run) = delta_day(&ranking, None, &date);
+    assert_ne!(newer, first_run, "the scores were committed");
+    assert_eq!(ranking_run, first_run, "the ranking was not");
+    let previous = delta::open(&scores).now_or_panic().version().map(|v| v - 1);
+    assert_eq!(
+        delta_day(&scores, previous, &date),
+        (first_rows.clone(), first_run.clone()),
+        "the reader's rule: the scores version whose run id the ranking names"
+    );
+
+    // Killed after both commits, before the staging folder went: a whole new pair.
+    let (code, text) = dumn_exit_code(&["run", job], &[("DUMN_FAILPOINT", "commits")]);
+    assert_ne!(code, 0, "{text}");
+    let (rows, s_run) = delta_day(&scores, None, &date);
+    let (ranked, r_run) = delta_day(&ranking, None, &date);
+    assert_eq!(s_run, r_run);
+    assert_eq!((rows, ranked), (first_rows.clone(), first_ranked.clone()));
+    assert!(
+        !walk(&out.join("_staging")).is_empty(),
+        "the kill left staging"
+    );
+
+    // The next run commits both again and removes what the killed runs left.
+    run_ok(&["run", job], &[]);
+    let (rows, s_run) = delta_day(&scores, None, &date);
+    let (ranked, r_run) = delta_day(&ranking, None, &date);
+    assert_eq!(s_run, r_run);
+    assert_eq!((rows, ranked), (first_rows, first_ranked));
+    assert!(walk(&out.join("_staging")).is_empty());
+}
+
+/// Blocks on a future in the tests' runtime and unwraps it.
+trait NowOrPanic<T> {
+    fn now_or_panic(self) -> T;
+}
+
+impl<T, F: std::future::Future<Output = anyhow::Result<T>>> NowOrPanic<T> for F {
+    fn now_or_panic(self) -> T {
+        runtime().block_on(self).unwrap()
+    }
+}
+
+#[test]
+fn dumn_vacuum_deletes_only_files_that_no_recent_version_reads() {
+    let fx = Fixture::new(3);
+    let out = fx.path("out");
+    let job = fx.job("job.toml", "format = \"delta\"");
+    let job = job.to_str().unwrap();
+    run_ok(&["run", job], &[]);
+    run_ok(&["run", job], &[]);
+    let table = out.join("scores");
+    let parquet_files = || {
+        walk(&table)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count()
+    };
+    let (rows, _) = delta_day(&local(&table), None, &fx.date());
+    let before = parquet_files();
+    let t = table.to_str().unwrap();
+    // The first run's files were replaced moments ago: a week's retention keeps them.
+    let text = run_ok(&["vacuum", t], &[]);
+    assert!(text.contains("deleted 0 file(s)"), "{text}");
+    let text = run_ok(&["vacuum", t, "--retain-hours", "0", "--dry-run"], &[]);
+    assert!(text.contains("would delete"), "{text}");
+    assert_eq!(parquet_files(), before, "a dry run deletes nothing");
+    let text = run_ok(&["vacuum", t, "--retain-hours", "0"], &[]);
+    let deleted = before - parquet_files();
+    assert!(deleted > 0, "{text}");
+    assert!(
+        text.contains(&format!("deleted {deleted} file(s)")),
+        "{text}"
+    );
+    // The newest version reads as before.
+    assert_eq!(delta_day(&local(&table), None, &fx.date()).0, rows);
+    // A folder that is not a Delta table is named.
+    let (code, text) = dumn_exit_code(&["vacuum", fx.path("data").to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(text.contains("is not a Delta table"), "{text}");
+}
+
+#[test]
+fn a_job_refuses_a_table_root_written_in_the_other_format() {
+    let fx = Fixture::new(2);
+    let plain = fx.job("plain.toml", "");
+    run_ok(&["run", plain.to_str().unwrap()], &[]);
+    let delta_job = fx.job("delta.toml", "format = \"delta\"");
+    let (code, text) = dumn_exit_code(&["run", delta_job.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("holds plain Parquet days") && text.contains("format = \"parquet\""),
+        "{text}"
+    );
+    let other = fx.job(
+        "delta2.toml",
+        &format!(
+            "format = \"delta\"\nout = \"{}\"",
+            fx.path("out2").display()
+        ),
+    );
+    run_ok(&["run", other.to_str().unwrap()], &[]);
+    let plain2 = fx.job(
+        "plain2.toml",
+        &format!("out = \"{}\"", fx.path("out2").display()),
+    );
+    let (code, text) = dumn_exit_code(&["run", plain2.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(text.contains("is a Delta table"), "{text}");
+    // A job file's format must be one of the two.
+    let bad = fx.job("bad.toml", "format = \"orc\"");
+    let (code, text) = dumn_exit_code(&["run", bad.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(text.contains("orc"), "{text}");
+}
+
+#[test]
+fn delta_tables_on_s3_match_local_ones_and_runs_of_other_days_commit_side_by_side() {
+    let server = S3Server::start(&["dumn"]);
+    let env = server.env();
+    let fx = Fixture::new(3);
+    // The fixture's logs and model, copied into the bucket.
+    for d in ["data", "model"] {
+        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
+    }
+    let s3_job = fx.job(
+        "s3.toml",
+        "format = \"delta\"\ndata = \"s3://dumn/data\"\nmodel = \"s3://dumn/model\"\n\
+         out = \"s3://dumn/out\"",
+    );
+    let s3_job = s3_job.to_str().unwrap();
+    let date = fx.date();
+    run_ok(&["run", s3_job], &env);
+    let local_job = fx.job("local.toml", "format = \"delta\"");
+    run_ok(&["run", local_job.to_str().unwrap()], &[]);
+    let in_bucket = server.root.path().join("dumn/out/ranking");
+    assert!(in_bucket.join("_delta_log").is_dir());
+    let ours = dumn_ranking("s3://dumn/out/ranking", &date, &env);
+    assert_eq!(
+        ours,
+        dumn_ranking(fx.path("out/ranking").to_str().unwrap(), &date, &[])
+    );
+    // Python's deltalake reads the bucket too.
+    let storage: Vec<String> = [
+        ("AWS_ACCESS_KEY_ID", env[0].1.clone()),
+        ("AWS_SECRET_ACCESS_KEY", env[1].1.clone()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT_URL", server.endpoint.clone()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect();
+    assert_eq!(
+        python_ranking("s3://dumn/out/ranking", &date, &storage),
+        ours
+    );
+
+    // Three other days started together: each commits (retrying past the others' commits,
+    // which touch other days), and every day holds one run's rows.
+    let days: Vec<String> = (1..=3)
+        .map(|n| {
+            let d = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").unwrap();
+            (d - chrono::Duration::days(n)).to_string()
+        })
+        .collect();
+    let children: Vec<_> = days
+        .iter()
+        .map(|d| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+                .args(["run", s3_job, "--date", d])
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = run_ok(
+        &[
+            "sql",
+            "--table",
+            "s=s3://dumn/out/scores",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT dt, count(DISTINCT run_id) AS runs, count(*) AS n FROM s GROUP BY dt \
+             ORDER BY dt",
+        ],
+        &env,
+    );
+    let per_day: Vec<Vec<String>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("dt,"))
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let mut want: Vec<String> = days.clone();
+    want.push(date.clone());
+    want.sort();
+    assert_eq!(
+        per_day.iter().map(|r| r[0].clone()).collect::<Vec<_>>(),
+        want,
+        "{text}"
+    );
+    for r in &per_day {
+        assert_eq!(r[1], "1", "day {}: rows of one run: {text}", r[0]);
+        assert_ne!(r[2], "0", "day {}: {text}", r[0]);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+/// What a reader of the two Delta tables under `out` gets for `date`: each table's rows of
+/// the day, and whether the pair is of one run (directly, or through the scores' previous
+/// version, which the reader's rule reads when the run ids differ).
+fn pair_read(out: &Path, date: &str) -> (Vec<String>, Vec<String>) {
+    let (scores, ranking) = (local(&out.join("scores")), local(&out.join("ranking")));
+    let (s_rows, s_run) = delta_day(&scores, None, date);
+    let (r_rows, r_run) = delta_day(&ranking, None, date);
+    assert_eq!(
+        s_run.len(),
+        1,
+        "scores of day {date} from one run: {s_run:?}"
+    );
+    assert_eq!(
+        r_run.len(),
+        1,
+        "ranking of day {date} from one run: {r_run:?}"
+    );
+    if s_run == r_run {
+        return (s_rows, r_rows);
+    }
+    let newest = delta::open(&scores).now_or_panic().version().unwrap();
+    let (older, older_run) = delta_day(&scores, Some(newest - 1), date);
+    assert_eq!(
+        older_run, r_run,
+        "the scores' previous version is the ranking's run"
+    );
+    (older, r_rows)
+}
+
+/// Starts `dumn run JOB` with `env` and kills it with SIGKILL after each of `points`
+/// (seconds); after each kill `check` is called.
+fn kill_at(job: &str, env: &[(&str, String)], points: &[f64], mut check: impl FnMut(f64)) {
+    for &at in points {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+            .args(["run", job])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs_f64(at));
+        let _ = child.kill();
+        let _ = child.wait();
+        check(at);
+    }
+}
+
+/// The seconds a full run of `job` takes, and eleven points spread over it.
+fn kill_points(job: &str, env: &[(&str, String)]) -> Vec<f64> {
+    let started = std::time::Instant::now();
+    run_ok(&["run", job], env);
+    let full = started.elapsed().as_secs_f64();
+    (1..=11).map(|i| full * i as f64 / 12.0).collect()
+}
+
+#[test]
+fn kill_9_at_eleven_points_of_a_local_delta_run_leaves_whole_days_of_one_run() {
+    let fx = Fixture::new(20);
+    let out = fx.path("out");
+    let job = fx.job("job.toml", "format = \"delta\"\nbatch_size = 64");
+    let job = job.to_str().unwrap();
+    let date = fx.date();
+    run_ok(&["run", job], &[]);
+    let reference = pair_read(&out, &date);
+    assert!(reference.0.len() > 1000);
+    let points = kill_points(job, &[]);
+    kill_at(job, &[], &points, |at| {
+        assert_eq!(pair_read(&out, &date), reference, "killed at {at:.2}s");
+    });
+    // The next run completes: one run's pair, the reference rows, nothing staged left.
+    run_ok(&["run", job], &[]);
+    let (scores, ranking) = (local(&out.join("scores")), local(&out.join("ranking")));
+    assert_eq!(
+        delta_day(&scores, None, &date).1,
+        delta_day(&ranking, None, &date).1
+    );
+    assert_eq!(pair_read(&out, &date), reference);
+    assert!(walk(&out.join("_staging")).is_empty());
+}
+
+#[test]
+fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_run() {
+    let mut server = S3Server::start(&["dumn"]);
+    let env = server.env();
+    let fx = Fixture::new(20);
+    for d in ["data", "model"] {
+        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
+    }
+    let job = fx.job(
+        "s3.toml",
+        "format = \"delta\"\nbatch_size = 64\ndata = \"s3://dumn/data\"\n\
+         model = \"s3://dumn/model\"\nout = \"s3://dumn/out\"",
+    );
+    let job = job.to_str().unwrap();
+    let date = fx.date();
+    // The bucket's objects are plain files of the server: its tables read as local ones.
+    let out = server.root.path().join("dumn/out");
+    run_ok(&["run", job], &env);
+    let reference = pair_read(&out, &date);
+    let points = kill_points(job, &env);
+    kill_at(job, &env, &points, |at| {
+        assert_eq!(pair_read(&out, &date), reference, "killed at {at:.2}s");
+    });
+    // The server stopped at five points of a run: the run fails, the day stays whole, and
+    // after a restart a run completes.
+    for at in points.iter().step_by(2).take(5) {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+            .args(["run", job])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs_f64(*at));
+        server.stop();
+        let done = child.wait_with_output().unwrap();
+        server.restart();
+        assert_eq!(
+            pair_read(&out, &date),
+            reference,
+            "server stopped at {at:.2}s: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    run_ok(&["run", job], &env);
+    assert_eq!(pair_read(&out, &date), reference);
+}
+
+/// Two runs of one day started together, after a first run: one commits, the other
+/// either fails at once with exit code 3 naming the first, or (when the first had
+/// finished) replaces the day; the day holds one run's rows, exactly the first run's.
+fn two_runs_of_one_day(job: &str, env: &[(&str, String)], out: &Path, date: &str) {
+    run_ok(&["run", job], env);
+    let reference = pair_read(out, date);
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+            .args(["run", job])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(start);
+        let b = s.spawn(start);
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut runs = [
+        (a.status.code().unwrap(), &a),
+        (b.status.code().unwrap(), &b),
+    ];
+    runs.sort_by_key(|r| r.0);
+    let codes = [runs[0].0, runs[1].0];
+    assert!(codes == [0, 0] || codes == [0, 3], "{codes:?}: {a:?} {b:?}");
+    if codes[1] == 3 {
+        let text = String::from_utf8_lossy(&runs[1].1.stderr);
+        assert!(
+            text.contains("dumn run of"),
+            "the loser names the other run: {text}"
+        );
+    }
+    assert_eq!(pair_read(out, date), reference);
+}
+
+#[test]
+fn two_delta_runs_of_one_day_started_together_leave_one_whole_day_locally_and_on_s3() {
+    let fx = Fixture::new(3);
+    let job = fx.job("job.toml", "format = \"delta\"");
+    two_runs_of_one_day(job.to_str().unwrap(), &[], &fx.path("out"), &fx.date());
+    let (rows, _) = delta_day(&local(&fx.path("out/scores")), None, &fx.date());
+    assert_eq!(rows.len(), 120 * 3, "every candidate once");
+
+    let server = S3Server::start(&["dumn"]);
+    for d in ["data", "model"] {
+        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
+    }
+    let s3_job = fx.job(
+        "s3.toml",
+        "format = \"delta\"\ndata = \"s3://dumn/data\"\nmodel = \"s3://dumn/model\"\n\
+         out = \"s3://dumn/out\"",
+    );
+    let out = server.root.path().join("dumn/out");
+    two_runs_of_one_day(s3_job.to_str().unwrap(), &server.env(), &out, &fx.date());
+    assert_eq!(
+        delta_day(&local(&out.join("scores")), None, &fx.date()).0,
+        rows
+    );
+}
+
+#[test]
+fn an_input_table_may_be_a_delta_table() {
+    let fx = Fixture::new(3);
+    // The candidates, rewritten as a Delta table by Python's deltalake.
+    let delta_candidates = fx.path("candidates-delta");
+    let script = "import sys, deltalake, pyarrow.dataset as ds\n\
+                  t = ds.dataset(sys.argv[1], format='parquet').to_table()\n\
+                  deltalake.write_deltalake(sys.argv[2], t)";
+    let done = std::process::Command::new(venv_python())
+        .args(["-c", script])
+        .arg(fx.path("data/candidates"))
+        .arg(&delta_candidates)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(delta_candidates.join("_delta_log").is_dir());
+    let plain = fx.job("plain.toml", "");
+    run_ok(&["run", plain.to_str().unwrap()], &[]);
+    let from_delta = fx.job(
+        "from-delta.toml",
+        &format!(
+            "out = \"{}\"\n[tables]\ncandidates = \"{}\"",
+            fx.path("out2").display(),
+            delta_candidates.display()
+        ),
+    );
+    run_ok(&["run", from_delta.to_str().unwrap()], &[]);
+    let day = |out: &str| fx.path(&format!("{out}/scores/dt={}", fx.date()));
+    assert_eq!(parquet_day(&day("out2")), parquet_day(&day("out")));
+}
