@@ -282,20 +282,6 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
     );
 }
 
-/// Copies the folder `from` to `to`, file by file.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_cluster_reads_its_model_and_data_from_s3_and_writes_there() {
     let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
@@ -303,8 +289,8 @@ fn a_cluster_reads_its_model_and_data_from_s3_and_writes_there() {
     let server = S3Server::start(&["dumn"]);
     let env = server.env();
     // The raw logs and the model, as objects of the bucket (s3s-fs keeps objects as files).
-    copy_dir(&fx.path("data"), &server.root.path().join("dumn/raw"));
-    copy_dir(&fx.path("model"), &server.root.path().join("dumn/model"));
+    copy_tree(&fx.path("data"), &server.root.path().join("dumn/raw"));
+    copy_tree(&fx.path("model"), &server.root.path().join("dumn/model"));
     let local = fx.job("local.toml", "");
     let remote = fx.job(
         "s3.toml",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use datafusion::prelude::SessionContext;
 use dumn::io::{delta, Location};
 
-use crate::common::data::{dumn_exit_code, run_dumn, runtime};
+use crate::common::data::{copy_tree, dumn_exit_code, files_under, run_dumn, runtime};
 use crate::common::s3::S3Server;
 use crate::common::scoring::Fixture;
 
@@ -178,23 +178,8 @@ fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet
     assert_eq!(ranked, parquet_day(&fx.day("ranking")));
     // Nothing staged is left.
     let staging = out.join("_staging");
-    let left: Vec<_> = walk(&staging);
+    let left: Vec<_> = files_under(&staging);
     assert!(left.is_empty(), "staged files left: {left:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// The Python interpreter of the project's venv (ci/setup.sh --test-server puts deltalake
@@ -343,7 +328,7 @@ fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
     assert_eq!(s_run, r_run);
     assert_eq!((rows, ranked), (first_rows.clone(), first_ranked.clone()));
     assert!(
-        !walk(&out.join("_staging")).is_empty(),
+        !files_under(&out.join("_staging")).is_empty(),
         "the kill left staging"
     );
 
@@ -353,7 +338,7 @@ fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
     let (ranked, r_run) = delta_day(&ranking, None, &date);
     assert_eq!(s_run, r_run);
     assert_eq!((rows, ranked), (first_rows, first_ranked));
-    assert!(walk(&out.join("_staging")).is_empty());
+    assert!(files_under(&out.join("_staging")).is_empty());
 }
 
 /// Blocks on a future in the tests' runtime and unwraps it.
@@ -377,7 +362,7 @@ fn dumn_vacuum_deletes_only_files_that_no_recent_version_reads() {
     run_ok(&["run", job], &[]);
     let table = out.join("scores");
     let parquet_files = || {
-        walk(&table)
+        files_under(&table)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .count()
@@ -544,19 +529,6 @@ fn delta_tables_on_s3_match_local_ones_and_runs_of_other_days_commit_side_by_sid
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 /// What a reader of the two Delta tables under `out` gets for `date`: each table's rows of
 /// the day, and whether the pair is of one run (directly, or through the scores' previous
 /// version, which the reader's rule reads when the run ids differ).
@@ -634,7 +606,7 @@ fn kill_9_at_eleven_points_of_a_local_delta_run_leaves_whole_days_of_one_run() {
         delta_day(&ranking, None, &date).1
     );
     assert_eq!(pair_read(&out, &date), reference);
-    assert!(walk(&out.join("_staging")).is_empty());
+    assert!(files_under(&out.join("_staging")).is_empty());
 }
 
 #[test]

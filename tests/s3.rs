@@ -44,19 +44,6 @@ fn rows_without(dir: &Path, skip: &[&str]) -> Vec<String> {
     lines
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn s3_logs_give_the_same_sequences_as_local_files() {
     let server = S3Server::start(&["dumn"]);

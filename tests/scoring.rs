@@ -790,19 +790,6 @@ fn a_second_run_of_a_day_fails_with_code_3_and_dead_runs_leases_are_taken_over()
     assert_eq!(day_rows(&fx, "scores").num_rows(), 120 * 3);
 }
 
-/// Copies the folder `from` into `to`, recursively.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_job_whose_paths_have_spaces_quotes_hashes_percents_and_accents_runs() {
     let fx = Fixture::new(2);
