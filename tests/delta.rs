@@ -197,19 +197,21 @@ fn venv_python() -> PathBuf {
     python
 }
 
-/// Reads a Delta table with Python's deltalake and prints `user_id,rank,item_id,ctr` (ctr
-/// to 6 decimals) of day `date`, sorted, one per line.
+/// Reads a Delta table with Python's deltalake and prints `user_id,item_id,ctr` (ctr to 6
+/// decimals) of each row of day `date`, one per line.
 const PY_READER: &str = r#"
 import sys, deltalake
 path, date = sys.argv[1], sys.argv[2]
 opts = {k: v for k, v in (a.split("=", 1) for a in sys.argv[3:])}
 t = deltalake.DeltaTable(path, storage_options=opts or None).to_pyarrow_table()
-rows = [r for r in t.to_pylist() if r["dt"] == date]
-for r in sorted(rows, key=lambda r: (r["user_id"], r["rank"])):
-    print(f'{r["user_id"]},{r["rank"]},{r["item_id"]},{r["ctr"]:.6f}')
+for r in t.to_pylist():
+    if r["dt"] == date:
+        print(f'{r["user_id"]},{r["item_id"]},{r["ctr"]:.6f}')
 "#;
 
-fn python_ranking(table: &str, date: &str, storage: &[String]) -> Vec<String> {
+/// Day `date` of a Delta table (scores or ranking) as Python's deltalake reads it: the
+/// lines of [`PY_READER`], sorted.
+fn python_rows(table: &str, date: &str, storage: &[String]) -> Vec<String> {
     let out = std::process::Command::new(venv_python())
         .arg("-c")
         .arg(PY_READER)
@@ -222,14 +224,16 @@ fn python_ranking(table: &str, date: &str, storage: &[String]) -> Vec<String> {
         "python deltalake: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// The same lines, from `dumn sql` over the table at `table`.
-fn dumn_ranking(table: &str, date: &str, env: &[(&str, String)]) -> Vec<String> {
+fn dumn_rows(table: &str, date: &str, env: &[(&str, String)]) -> Vec<String> {
     let text = run_ok(
         &[
             "sql",
@@ -239,26 +243,22 @@ fn dumn_ranking(table: &str, date: &str, env: &[(&str, String)]) -> Vec<String> 
             "csv",
             "-c",
             &format!(
-                "SELECT user_id, rank, item_id, round(CAST(ctr AS DOUBLE), 6) AS ctr FROM r \
-                 WHERE dt = '{date}' ORDER BY user_id, rank"
+                "SELECT user_id, item_id, CAST(ctr AS DOUBLE) AS ctr FROM r WHERE dt = '{date}'"
             ),
         ],
         env,
     );
-    text.lines()
+    let mut lines: Vec<String> = text
+        .lines()
         .skip_while(|l| !l.starts_with("user_id"))
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            format!(
-                "{},{},{},{:.6}",
-                f[0],
-                f[1],
-                f[2],
-                f[3].parse::<f64>().unwrap()
-            )
+            format!("{},{},{:.6}", f[0], f[1], f[2].parse::<f64>().unwrap())
         })
-        .collect()
+        .collect();
+    lines.sort();
+    lines
 }
 
 #[test]
@@ -267,11 +267,19 @@ fn dumn_sql_stored_as_deltatable_and_python_deltalake_read_the_same_rows() {
     let out = fx.path("out");
     let job = fx.job("job.toml", "format = \"delta\"");
     run_ok(&["run", job.to_str().unwrap()], &[]);
+    for table in ["scores", "ranking"] {
+        let at = out.join(table);
+        let ours = dumn_rows(at.to_str().unwrap(), &fx.date(), &[]);
+        assert!(ours.len() > 100, "{table}: {} rows", ours.len());
+        assert_eq!(
+            python_rows(at.to_str().unwrap(), &fx.date(), &[]),
+            ours,
+            "{table}"
+        );
+    }
     let ranking = out.join("ranking");
     let ranking = ranking.to_str().unwrap();
-    let ours = dumn_ranking(ranking, &fx.date(), &[]);
-    assert!(ours.len() > 100, "{} rows", ours.len());
-    assert_eq!(python_ranking(ranking, &fx.date(), &[]), ours);
+    let ours = dumn_rows(ranking, &fx.date(), &[]);
     // CREATE EXTERNAL TABLE … STORED AS DELTATABLE reads the same table.
     let text = run_ok(
         &[
@@ -446,10 +454,10 @@ fn delta_tables_on_s3_match_local_ones_and_runs_of_other_days_commit_side_by_sid
     run_ok(&["run", local_job.to_str().unwrap()], &[]);
     let in_bucket = server.root.path().join("dumn/out/ranking");
     assert!(in_bucket.join("_delta_log").is_dir());
-    let ours = dumn_ranking("s3://dumn/out/ranking", &date, &env);
+    let ours = dumn_rows("s3://dumn/out/ranking", &date, &env);
     assert_eq!(
         ours,
-        dumn_ranking(fx.path("out/ranking").to_str().unwrap(), &date, &[])
+        dumn_rows(fx.path("out/ranking").to_str().unwrap(), &date, &[])
     );
     // Python's deltalake reads the bucket too.
     let storage: Vec<String> = [
@@ -462,10 +470,7 @@ fn delta_tables_on_s3_match_local_ones_and_runs_of_other_days_commit_side_by_sid
     .iter()
     .map(|(k, v)| format!("{k}={v}"))
     .collect();
-    assert_eq!(
-        python_ranking("s3://dumn/out/ranking", &date, &storage),
-        ours
-    );
+    assert_eq!(python_rows("s3://dumn/out/ranking", &date, &storage), ours);
 
     // Three other days started together: each commits (retrying past the others' commits,
     // which touch other days), and every day holds one run's rows.
@@ -653,6 +658,38 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
             String::from_utf8_lossy(&done.stderr)
         );
     }
+    // The server stopped just before the first commit (the run paused there): the commit
+    // fails, the day is as it was, and after a restart a run completes.
+    let mut paused = env.clone();
+    paused.push(("DUMN_FAILPOINT", "pause:before-commit-1".to_string()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(["run", job])
+        .envs(paused.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        said.push_str(&line);
+        assert!(n > 0, "the run ended before its commit: {said}");
+        if line.contains("paused") {
+            break;
+        }
+    }
+    server.stop();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(
+        !child.wait().unwrap().success(),
+        "the commit must fail: {rest}"
+    );
+    assert!(rest.contains("failed while committing"), "{rest}");
+    server.restart();
+    assert_eq!(pair_read(&out, &date), reference);
     run_ok(&["run", job], &env);
     assert_eq!(pair_read(&out, &date), reference);
 }

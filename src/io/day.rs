@@ -86,11 +86,20 @@ struct JournalTable {
 /// A test hook: `DUMN_FAILPOINT=NAME` aborts the process at the named step, as a kill
 /// would (no cleanup runs). The names: `journal`, `placed`, `marker-1` (after the first
 /// marker), `markers`, `cleaned`; and for Delta tables ([`super::delta::publish_day`])
-/// `commit-1` (after the first table's commit) and `commits`.
+/// `before-commit-1` (the tables staged, nothing committed), `commit-1` (after the first
+/// table's commit) and `commits`. `DUMN_FAILPOINT=pause:NAME` instead says `paused` on
+/// stderr and waits 5 seconds there (a test stops a server meanwhile).
 pub fn failpoint(name: &str) {
-    if std::env::var("DUMN_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("DUMN_FAILPOINT={name}: aborting");
-        std::process::abort();
+    match std::env::var("DUMN_FAILPOINT") {
+        Ok(v) if v == name => {
+            eprintln!("DUMN_FAILPOINT={name}: aborting");
+            std::process::abort();
+        }
+        Ok(v) if v.strip_prefix("pause:") == Some(name) => {
+            eprintln!("DUMN_FAILPOINT={v}: paused");
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+        _ => {}
     }
 }
 

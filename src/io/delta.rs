@@ -191,6 +191,7 @@ pub async fn publish_day(
     let mut committed = Vec::with_capacity(tables.len());
     let staging = super::day::staging_root(out, date, run_id);
     for (i, t) in tables.into_iter().enumerate() {
+        super::day::failpoint(&format!("before-commit-{}", i + 1));
         committed.push(replace_day(&out.join(&t.table), &t.staged, date, run_id, t.marker).await?);
         super::day::failpoint(&format!("commit-{}", i + 1));
     }
