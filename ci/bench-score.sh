@@ -63,6 +63,8 @@ measure() {
 
 INPUTS="user_id, age_band, region, device, item_id, category, brand, click_seq, unclick_seq, like_seq, dislike_seq"
 for size in $SIZES; do
+  # Outputs of an earlier benchmark (perhaps in another format) go.
+  rm -rf "$WORK/out-$size" "$WORK/out-$size-parquet"
   cat >"$WORK/job-$size.toml" <<TOML
 data = "$WORK/data-$size"
 model = "$WORK/model"
