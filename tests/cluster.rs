@@ -254,6 +254,40 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
     assert!(text.contains(&(fx.gen.users * 20).to_string()), "{text}");
     assert!(text.contains(&version), "{text}");
 
+    // The same job on the cluster in the default format, Delta: the commits run in the
+    // client, and the day holds every candidate of one run.
+    let delta_out = fx.path("out-cluster-delta");
+    let (ok, text) = run_dumn(
+        &[
+            "run",
+            clustered.to_str().unwrap(),
+            "--cluster",
+            &cluster.url,
+            "--set",
+            "format=delta",
+            "--set",
+            &format!("out={}", delta_out.display()),
+        ],
+        &[],
+    );
+    assert!(ok, "{text}\n{}", cluster.all_logs());
+    let (ok, text) = run_dumn(
+        &[
+            "sql",
+            "--table",
+            &format!("s={}", delta_out.join("scores").display()),
+            "-c",
+            &format!(
+                "SELECT count(*) AS n, count(DISTINCT run_id) AS runs FROM s WHERE dt = '{}'",
+                fx.date()
+            ),
+        ],
+        &[],
+    );
+    assert!(ok, "{text}");
+    let row = format!("| {} | 1    |", fx.gen.users * 20);
+    assert!(text.contains(&row), "{row} expected: {text}");
+
     // A client whose model differs from the cluster's is refused before any work.
     let other = fx.path("other-model");
     artifact::save(
