@@ -321,7 +321,10 @@ fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
     let (_, ranking_run) = delta_day(&ranking, None, &date);
     assert_ne!(newer, first_run, "the scores were committed");
     assert_eq!(ranking_run, first_run, "the ranking was not");
-    let previous = delta::open(&scores).now_or_panic().version().map(|v| v - 1);
+    let newest = delta::open(&scores).now_or_panic().version().unwrap();
+    let first = first_run.iter().next().unwrap();
+    let previous = delta::version_of_run(&scores, first).now_or_panic();
+    assert_eq!(previous, Some(newest - 1));
     assert_eq!(
         delta_day(&scores, previous, &date),
         (first_rows.clone(), first_run.clone()),
@@ -535,8 +538,8 @@ fn delta_tables_on_s3_match_local_ones_and_runs_of_other_days_commit_side_by_sid
 }
 
 /// What a reader of the two Delta tables under `out` gets for `date`: each table's rows of
-/// the day, and whether the pair is of one run (directly, or through the scores' previous
-/// version, which the reader's rule reads when the run ids differ).
+/// the day, of one run (directly, or, when the run ids differ, through the scores' version
+/// that the ranking's run committed: the reader's rule).
 fn pair_read(out: &Path, date: &str) -> (Vec<String>, Vec<String>) {
     let (scores, ranking) = (local(&out.join("scores")), local(&out.join("ranking")));
     let (s_rows, s_run) = delta_day(&scores, None, date);
@@ -554,12 +557,10 @@ fn pair_read(out: &Path, date: &str) -> (Vec<String>, Vec<String>) {
     if s_run == r_run {
         return (s_rows, r_rows);
     }
-    let newest = delta::open(&scores).now_or_panic().version().unwrap();
-    let (older, older_run) = delta_day(&scores, Some(newest - 1), date);
-    assert_eq!(
-        older_run, r_run,
-        "the scores' previous version is the ranking's run"
-    );
+    let run = r_run.iter().next().unwrap();
+    let version = delta::version_of_run(&scores, run).now_or_panic();
+    let (older, older_run) = delta_day(&scores, version, date);
+    assert_eq!(older_run, r_run, "the scores' version of the ranking's run");
     (older, r_rows)
 }
 
@@ -637,6 +638,12 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
     kill_at(job, &env, &points, |at| {
         assert_eq!(pair_read(&out, &date), reference, "killed at {at:.2}s");
     });
+    // Killed right after the first table's commit: the pair still reads as one run.
+    let mut failing = env.clone();
+    failing.push(("DUMN_FAILPOINT", "commit-1".to_string()));
+    let (ok, text) = run_dumn(&["run", job], &failing);
+    assert!(!ok && text.contains("aborting"), "{text}");
+    assert_eq!(pair_read(&out, &date), reference, "after the first commit");
     // The server stopped at five points of a run: the run fails, the day stays whole, and
     // after a restart a run completes.
     for at in points.iter().step_by(2).take(5) {

@@ -176,10 +176,11 @@ pub async fn replace_day(
 /// each carrying the table's marker fields as metadata; then removes the staging folder.
 /// Returns each table's new version.
 ///
-/// Two tables cannot share a commit. A kill between the commits leaves the first table at
-/// the new run and the second at the previous one; both carry their run in the `run_id`
-/// column, so a reader that needs the pair compares them and reads the first table's
-/// previous version (`docs/nightly-job.md`), and the next run of the day commits both
+/// Two tables cannot share a commit. A failure or kill between the commits leaves the
+/// first table at the new run and the second at an older one; both carry their run in the
+/// `run_id` column, so a reader that needs the pair compares them and, when they differ,
+/// reads the first table at the version that the second's run committed
+/// ([`version_of_run`]; `docs/nightly-job.md`). The next run of the day commits both
 /// again. The staging folder left by a killed run is removed by
 /// [`super::day::recover`].
 pub async fn publish_day(
@@ -198,6 +199,35 @@ pub async fn publish_day(
     super::day::failpoint("commits");
     location::remove_all(&staging).await?;
     Ok(committed)
+}
+
+/// The version of the table at `loc` whose commit was made by run `run_id` (its
+/// `commitInfo` carries `dumn.run_id`), read from the `_delta_log/*.json` entries; `None`
+/// when no commit names that run. A reader that finds day D of `ranking` written by
+/// another run than day D of `scores` reads `scores` at this version of the ranking's run
+/// (see [`publish_day`]).
+pub async fn version_of_run(loc: &Location, run_id: &str) -> Result<Option<u64>> {
+    let log = loc.join(LOG_FOLDER);
+    let mut found = None;
+    for (name, _) in location::list(&log).await? {
+        let Some(version) = name
+            .strip_suffix(".json")
+            .filter(|n| !n.contains('/'))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let text = location::get(&log.join(&name)).await?;
+        let names_run = String::from_utf8_lossy(&text).lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
+                v["commitInfo"][format!("dumn.{RUN_ID_COLUMN}")].as_str() == Some(run_id)
+            })
+        });
+        if names_run {
+            found = found.max(Some(version));
+        }
+    }
+    Ok(found)
 }
 
 /// What [`vacuum`] removed (or would remove, when a dry run).
