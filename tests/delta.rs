@@ -199,14 +199,21 @@ fn venv_python() -> PathBuf {
 
 /// Reads a Delta table with Python's deltalake and prints `user_id,item_id,ctr` (ctr to 6
 /// decimals) of each row of day `date`, one per line.
+///
+/// It ends with `os._exit`: on this machine the interpreter's own shutdown sometimes aborts
+/// ("terminate called without an active exception", from a native thread still running at
+/// exit) after everything was read and printed.
 const PY_READER: &str = r#"
-import sys, deltalake
+import os, sys, deltalake
 path, date = sys.argv[1], sys.argv[2]
 opts = {k: v for k, v in (a.split("=", 1) for a in sys.argv[3:])}
 t = deltalake.DeltaTable(path, storage_options=opts or None).to_pyarrow_table()
 for r in t.to_pylist():
     if r["dt"] == date:
         print(f'{r["user_id"]},{r["item_id"]},{r["ctr"]:.6f}')
+print("end")
+sys.stdout.flush()
+os._exit(0)
 "#;
 
 /// Day `date` of a Delta table (scores or ranking) as Python's deltalake reads it: the
@@ -228,6 +235,11 @@ fn python_rows(table: &str, date: &str, storage: &[String]) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect();
+    assert_eq!(
+        lines.pop().as_deref(),
+        Some("end"),
+        "the reader read to the end"
+    );
     lines.sort();
     lines
 }
@@ -766,9 +778,11 @@ fn an_input_table_may_be_a_delta_table() {
     let fx = Fixture::new(3);
     // The candidates, rewritten as a Delta table by Python's deltalake.
     let delta_candidates = fx.path("candidates-delta");
-    let script = "import sys, deltalake, pyarrow.dataset as ds\n\
+    // (`os._exit`: see PY_READER.)
+    let script = "import os, sys, deltalake, pyarrow.dataset as ds\n\
                   t = ds.dataset(sys.argv[1], format='parquet').to_table()\n\
-                  deltalake.write_deltalake(sys.argv[2], t)";
+                  deltalake.write_deltalake(sys.argv[2], t)\n\
+                  os._exit(0)";
     let done = std::process::Command::new(venv_python())
         .args(["-c", script])
         .arg(fx.path("data/candidates"))

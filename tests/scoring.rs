@@ -1196,3 +1196,27 @@ fn sql_results_print_as_csv_json_and_ndjson_that_parse() {
         .collect();
     assert_eq!(rows, expected);
 }
+
+#[test]
+fn a_run_removes_the_scratch_folders_that_killed_runs_left() {
+    let fx = Fixture::new(2);
+    let tmp = std::env::temp_dir();
+    // A folder of a process that is gone, and one of a process that runs (this one).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let dead = tmp.join(format!(
+        "dumn-scoring-{dead_pid}-test{}",
+        std::process::id()
+    ));
+    let live = tmp.join(format!("dumn-scoring-{}-test", std::process::id()));
+    for d in [&dead, &live] {
+        std::fs::create_dir_all(d.join("candidates")).unwrap();
+    }
+    let job = fx.job("job.toml", "");
+    let (ok, text) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert!(!dead.exists(), "the killed run's scratch is removed");
+    assert!(live.exists(), "a running process keeps its scratch");
+    std::fs::remove_dir_all(&live).unwrap();
+}

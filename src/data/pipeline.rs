@@ -104,12 +104,38 @@ pub const TRAINING_ROWS_PER_PARTITION: u64 = 100_000;
 /// Where [`prepare`] writes the candidates ordered by user.
 #[derive(Debug, Clone, Default)]
 pub enum Scratch {
-    /// A temporary local folder, removed when the session drops.
+    /// A temporary local folder, `dumn-scoring-PID-…`, removed when the session drops; the
+    /// next session on the host removes those of processes that were killed.
     #[default]
     Temporary,
     /// This folder, which the caller removes ([`crate::io::location::remove_all`]) when done:
     /// for a cluster, whose executors must read it (see `src/engine/cluster.rs`).
     At(Location),
+}
+
+/// The name of the temporary folders of [`Scratch::Temporary`]: `dumn-scoring-PID-…`.
+const SCRATCH_PREFIX: &str = "dumn-scoring-";
+
+/// Removes the temporary scratch folders whose process is gone (a process killed with
+/// SIGKILL removes none of its own): those named `dumn-scoring-PID-…` in the system's
+/// temporary folder where no process PID runs on this host.
+fn remove_orphaned_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !crate::io::lease::alive(pid) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 impl Scratch {
@@ -164,7 +190,10 @@ pub async fn prepare(
                 // The ordered copy lives as long as the session that reads it: the folder
                 // is an extension of the session's config, removed when the last clone of
                 // it drops.
-                let dir = tempfile::Builder::new().prefix("dumn-scoring-").tempdir()?;
+                remove_orphaned_scratch();
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+                    .tempdir()?;
                 cluster_candidates(ctx, &Location::Local(dir.path().to_path_buf())).await?;
                 ctx.state_ref()
                     .write()

@@ -275,7 +275,7 @@ async fn renew(loc: &Location, holder: &Holder, version: &Version) -> Result<Ver
 }
 
 /// Whether process `pid` of this host is alive.
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
