@@ -13,6 +13,33 @@ use crate::common::data::{copy_tree, dumn_exit_code, files_under, run_dumn, runt
 use crate::common::s3::S3Server;
 use crate::common::scoring::Fixture;
 
+/// A fixture with `candidates` per user and a job that writes Delta tables under its
+/// `out/` (plus the TOML lines `extra`): the fixture, the job file, the output root and
+/// the day the job scores.
+fn delta_setup(candidates: usize, extra: &str) -> (Fixture, String, PathBuf, String) {
+    let fx = Fixture::new(candidates);
+    let job = fx.job("job.toml", &format!("format = \"delta\"\n{extra}"));
+    let (out, date) = (fx.path("out"), fx.date());
+    (fx, job.to_string_lossy().into_owned(), out, date)
+}
+
+/// Copies `fx`'s logs and model into the bucket `dumn` of `server` and writes a job that
+/// reads them there and writes Delta tables under `s3://dumn/out` (plus the TOML lines
+/// `extra`); returns the job file.
+fn bucket_job(fx: &Fixture, server: &S3Server, extra: &str) -> String {
+    for d in ["data", "model"] {
+        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
+    }
+    let job = fx.job(
+        "s3.toml",
+        &format!(
+            "format = \"delta\"\ndata = \"s3://dumn/data\"\nmodel = \"s3://dumn/model\"\n\
+             out = \"s3://dumn/out\"\n{extra}"
+        ),
+    );
+    job.to_string_lossy().into_owned()
+}
+
 /// A job of `fx` writing under `out` with no `format` key: the default.
 fn default_format_job(fx: &Fixture, name: &str, out: &str) -> PathBuf {
     let p = fx.job(name, &format!("out = \"{out}\"\nformat = \"delta\""));
@@ -275,10 +302,8 @@ fn dumn_rows(table: &str, date: &str, env: &[(&str, String)]) -> Vec<String> {
 
 #[test]
 fn dumn_sql_stored_as_deltatable_and_python_deltalake_read_the_same_rows() {
-    let fx = Fixture::new(4);
-    let out = fx.path("out");
-    let job = fx.job("job.toml", "format = \"delta\"");
-    run_ok(&["run", job.to_str().unwrap()], &[]);
+    let (fx, job, out, _) = delta_setup(4, "");
+    run_ok(&["run", &job], &[]);
     for table in ["scores", "ranking"] {
         let at = out.join(table);
         let ours = dumn_rows(at.to_str().unwrap(), &fx.date(), &[]);
@@ -315,11 +340,8 @@ fn dumn_sql_stored_as_deltatable_and_python_deltalake_read_the_same_rows() {
 
 #[test]
 fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
-    let fx = Fixture::new(4);
-    let out = fx.path("out");
-    let job = fx.job("job.toml", "format = \"delta\"");
-    let job = job.to_str().unwrap();
-    let date = fx.date();
+    let (_fx, job, out, date) = delta_setup(4, "");
+    let job = job.as_str();
     run_ok(&["run", job], &[]);
     let (scores, ranking) = (local(&out.join("scores")), local(&out.join("ranking")));
     let (first_rows, first_run) = delta_day(&scores, None, &date);
@@ -377,10 +399,8 @@ impl<T, F: std::future::Future<Output = anyhow::Result<T>>> NowOrPanic<T> for F 
 
 #[test]
 fn dumn_vacuum_deletes_only_files_that_no_recent_version_reads() {
-    let fx = Fixture::new(3);
-    let out = fx.path("out");
-    let job = fx.job("job.toml", "format = \"delta\"");
-    let job = job.to_str().unwrap();
+    let (fx, job, out, _) = delta_setup(3, "");
+    let job = job.as_str();
     run_ok(&["run", job], &[]);
     run_ok(&["run", job], &[]);
     let table = out.join("scores");
@@ -453,16 +473,8 @@ fn delta_tables_on_s3_match_local_ones_and_runs_of_other_days_commit_side_by_sid
     let server = S3Server::start(&["dumn"]);
     let env = server.env();
     let fx = Fixture::new(3);
-    // The fixture's logs and model, copied into the bucket.
-    for d in ["data", "model"] {
-        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
-    }
-    let s3_job = fx.job(
-        "s3.toml",
-        "format = \"delta\"\ndata = \"s3://dumn/data\"\nmodel = \"s3://dumn/model\"\n\
-         out = \"s3://dumn/out\"",
-    );
-    let s3_job = s3_job.to_str().unwrap();
+    let s3_job = bucket_job(&fx, &server, "");
+    let s3_job = s3_job.as_str();
     let date = fx.date();
     run_ok(&["run", s3_job], &env);
     let local_job = fx.job("local.toml", "format = \"delta\"");
@@ -604,11 +616,8 @@ fn kill_points(job: &str, env: &[(&str, String)]) -> Vec<f64> {
 
 #[test]
 fn kill_9_at_eleven_points_of_a_local_delta_run_leaves_whole_days_of_one_run() {
-    let fx = Fixture::new(20);
-    let out = fx.path("out");
-    let job = fx.job("job.toml", "format = \"delta\"\nbatch_size = 64");
-    let job = job.to_str().unwrap();
-    let date = fx.date();
+    let (_fx, job, out, date) = delta_setup(20, "batch_size = 64");
+    let job = job.as_str();
     run_ok(&["run", job], &[]);
     let reference = pair_read(&out, &date);
     assert!(reference.0.len() > 1000);
@@ -632,15 +641,8 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
     let mut server = S3Server::start(&["dumn"]);
     let env = server.env();
     let fx = Fixture::new(20);
-    for d in ["data", "model"] {
-        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
-    }
-    let job = fx.job(
-        "s3.toml",
-        "format = \"delta\"\nbatch_size = 64\ndata = \"s3://dumn/data\"\n\
-         model = \"s3://dumn/model\"\nout = \"s3://dumn/out\"",
-    );
-    let job = job.to_str().unwrap();
+    let job = bucket_job(&fx, &server, "batch_size = 64");
+    let job = job.as_str();
     let date = fx.date();
     // The bucket's objects are plain files of the server: its tables read as local ones.
     let out = server.root.path().join("dumn/out");
@@ -757,16 +759,9 @@ fn two_delta_runs_of_one_day_started_together_leave_one_whole_day_locally_and_on
     assert_eq!(rows.len(), 120 * 3, "every candidate once");
 
     let server = S3Server::start(&["dumn"]);
-    for d in ["data", "model"] {
-        copy_tree(&fx.path(d), &server.root.path().join("dumn").join(d));
-    }
-    let s3_job = fx.job(
-        "s3.toml",
-        "format = \"delta\"\ndata = \"s3://dumn/data\"\nmodel = \"s3://dumn/model\"\n\
-         out = \"s3://dumn/out\"",
-    );
+    let s3_job = bucket_job(&fx, &server, "");
     let out = server.root.path().join("dumn/out");
-    two_runs_of_one_day(s3_job.to_str().unwrap(), &server.env(), &out, &fx.date());
+    two_runs_of_one_day(&s3_job, &server.env(), &out, &fx.date());
     assert_eq!(
         delta_day(&local(&out.join("scores")), None, &fx.date()).0,
         rows
