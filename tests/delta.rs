@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use datafusion::prelude::SessionContext;
 use dumn::io::{delta, Location};
 
-use crate::common::data::{copy_tree, dumn_exit_code, files_under, run_dumn, runtime};
+use crate::common::data::{
+    copy_tree, dumn_exit_code, files_under, run_dumn, run_twice_together, runtime,
+};
 use crate::common::s3::S3Server;
 use crate::common::scoring::Fixture;
 
@@ -721,18 +723,7 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
 fn two_runs_of_one_day(job: &str, env: &[(&str, String)], out: &Path, date: &str) {
     run_ok(&["run", job], env);
     let reference = pair_read(out, date);
-    let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-            .args(["run", job])
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .unwrap()
-    };
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(start);
-        let b = s.spawn(start);
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = run_twice_together(&["run", job], env);
     let mut runs = [
         (a.status.code().unwrap(), &a),
         (b.status.code().unwrap(), &b),

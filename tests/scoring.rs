@@ -772,17 +772,7 @@ fn a_second_run_of_a_day_fails_with_code_3_and_dead_runs_leases_are_taken_over()
     // Two runs of the day started together: at most one fails, with code 3, and the day
     // is whole (every candidate once) with its marker.
     std::fs::remove_dir_all(fx.path("out")).unwrap();
-    let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-            .args(["run", job])
-            .output()
-            .unwrap()
-    };
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(start);
-        let b = s.spawn(start);
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let (a, b) = run_twice_together(&["run", job], &[]);
     let mut codes = [a.status.code().unwrap(), b.status.code().unwrap()];
     codes.sort();
     assert!(codes == [0, 0] || codes == [0, 3], "{codes:?}: {a:?} {b:?}");

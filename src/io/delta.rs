@@ -77,6 +77,11 @@ pub async fn open_at(loc: &Location, version: Option<u64>) -> Result<DeltaTable>
     if !is_table(loc).await? {
         bail!("{loc} is not a Delta table (it has no {LOG_FOLDER}/)");
     }
+    load(loc, version).await
+}
+
+/// Loads the table at `loc` (which the caller knew to be one) as of `version`.
+async fn load(loc: &Location, version: Option<u64>) -> Result<DeltaTable> {
     let mut builder = builder(loc)?;
     if let Some(v) = version {
         builder = builder.with_version(v);
@@ -90,15 +95,16 @@ pub async fn open_at(loc: &Location, version: Option<u64>) -> Result<DeltaTable>
 /// Opens the table at `loc`, or a handle on which the first write creates it.
 async fn open_or_new(loc: &Location) -> Result<DeltaTable> {
     if is_table(loc).await? {
-        open(loc).await
+        load(loc, None).await
     } else {
         Ok(builder(loc)?.build()?)
     }
 }
 
-/// A table provider over the newest snapshot of the Delta table at `loc`.
+/// A table provider over the newest snapshot of the Delta table at `loc`, which the caller
+/// found to be one ([`is_table`]).
 pub async fn provider(loc: &Location) -> Result<Arc<dyn TableProvider>> {
-    let table = open(loc).await?;
+    let table = load(loc, None).await?;
     let provider = table
         .table_provider()
         .await

@@ -95,15 +95,20 @@ pub async fn top_names(loc: &Location) -> Result<Vec<String>> {
 
 /// Fails when the folder `out` holds a visible name that `ours` does not accept (for a
 /// table root: its `dt=…` partitions and markers), naming it; `what` says what `out` is.
-/// Hidden names (`.…`) are not checked.
-pub async fn check_ours(out: &Location, ours: impl Fn(&str) -> bool, what: &str) -> Result<()> {
+/// Hidden names (`.…`) are not checked. Returns the folder's top names (see
+/// [`top_names`]).
+pub async fn check_ours(
+    out: &Location,
+    ours: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Vec<String>> {
     let names = top_names(out).await?;
     let strange: Vec<&String> = names
         .iter()
         .filter(|n| !n.starts_with('.') && !ours(n))
         .collect();
     if strange.is_empty() {
-        return Ok(());
+        return Ok(names);
     }
     let some: Vec<&str> = strange.iter().take(3).map(|s| s.as_str()).collect();
     Err(anyhow!(

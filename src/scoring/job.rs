@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use chrono::NaiveDate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::contract::{self, Inputs};
 use crate::io::job_file::{self, key, Key, KeyKind, Layers};
@@ -68,7 +68,7 @@ pub struct Job {
 }
 
 /// The format of a scoring run's output tables (job key `format`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// Delta Lake tables: a run replaces its day in one commit (see [`crate::io::delta`]).
@@ -76,16 +76,6 @@ pub enum OutputFormat {
     Delta,
     /// Plain Parquet in `dt=D/` folders with `_SUCCESS` markers (see [`crate::io::day`]).
     Parquet,
-}
-
-impl OutputFormat {
-    /// The format's name in a job file.
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Delta => "delta",
-            OutputFormat::Parquet => "parquet",
-        }
-    }
 }
 
 /// The default window: wide enough to hold T = 100 events of each kind for nearly every

@@ -67,17 +67,14 @@ pub async fn check_output(job: &Job) -> Result<()> {
     }
     for table in ["scores", "ranking"] {
         let root = out.join(table);
-        guard::check_ours(
+        let names = guard::check_ours(
             &root,
             |name| name.starts_with("dt=") || name.starts_with('_'),
             &format!("the `{table}` table of a scoring job"),
         )
         .await?;
-        let is_delta = delta::is_table(&root).await?;
-        let has_days = guard::top_names(&root)
-            .await?
-            .iter()
-            .any(|n| n.starts_with("dt="));
+        let is_delta = names.iter().any(|n| n == delta::LOG_FOLDER);
+        let has_days = names.iter().any(|n| n.starts_with("dt="));
         match job.format {
             OutputFormat::Delta if has_days && !is_delta => bail!(
                 "{root} holds plain Parquet days (dt=… folders, no {}/) but the job writes \
@@ -383,7 +380,7 @@ async fn score_day(
     Ok(RunSummary {
         date: date.to_string(),
         model_version: version,
-        format: job.format.name(),
+        format: job.format,
         scores: table(scores_at, &scored, versions[0]),
         ranking: table(ranking_at, &ranked, versions[1]),
         scoring_seconds: scoring_secs,
@@ -399,7 +396,7 @@ pub struct RunSummary {
     pub date: String,
     pub model_version: String,
     /// `delta` or `parquet` (the job's `format`).
-    pub format: &'static str,
+    pub format: OutputFormat,
     pub scores: TableSummary,
     pub ranking: TableSummary,
     /// Start to the score table written.

@@ -342,3 +342,19 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Starts `dumn ARGS` twice at once (with `env` added) and waits for both.
+pub fn run_twice_together(args: &[&str], env: &[(&str, String)]) -> (Output, Output) {
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+    std::thread::scope(|s| {
+        let a = s.spawn(start);
+        let b = s.spawn(start);
+        (a.join().unwrap(), b.join().unwrap())
+    })
+}
