@@ -31,7 +31,7 @@ use tch::{nn, Kind, Tensor};
 
 use super::batch::{CLICK, DISLIKE, UNCLICK};
 use super::params::{einsum, uniform};
-use super::purification::masked_softmax;
+use super::purification::{attention, masked_softmax};
 
 /// The sequences DFN reads, in its internal layer's order.
 const KINDS: [usize; 3] = [CLICK, UNCLICK, DISLIKE];
@@ -116,11 +116,15 @@ impl Dfn {
         let h = self.heads;
         let dh = e / h;
         let qkv = einsum("nkle,kef->nklf", &[&x, &self.w_qkv]).chunk(3, -1);
-        let split = |t: &Tensor| t.view([n, k, l + 1, h, dh]);
-        let (q, kk, v) = (split(&qkv[0]), split(&qkv[1]), split(&qkv[2]));
-        let logits = einsum("nkqhd,nkjhd->nkhqj", &[&q, &kk]) / (dh as f64).sqrt();
-        let att = masked_softmax(&logits, &m.view([n, k, 1, 1, l + 1]));
-        let heads = einsum("nkhqj,nkjhd->nkqhd", &[&att, &v]).reshape([n, k, l + 1, e]);
+        // [N, K, L+1, E] each → [N·K, L+1, H, E/H]. The target is always a valid key.
+        let split = |t: &Tensor| t.reshape([n * k, l + 1, h, dh]);
+        let heads = attention(
+            &split(&qkv[0]),
+            &split(&qkv[1]),
+            &split(&qkv[2]),
+            &m.view([n * k, l + 1]),
+        )
+        .reshape([n, k, l + 1, e]);
         let y = norm(
             &(&x + einsum("nkle,kef->nklf", &[&heads, &self.w_out])),
             &self.norm1.0,
