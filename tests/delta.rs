@@ -683,26 +683,7 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
     }
     // The server stopped just before the first commit (the run paused there): the commit
     // fails, the day is as it was, and after a restart a run completes.
-    let mut paused = env.clone();
-    paused.push(("DUMN_FAILPOINT", "pause:before-commit-1".to_string()));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(["run", job])
-        .envs(paused.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        said.push_str(&line);
-        assert!(n > 0, "the run ended before its commit: {said}");
-        if line.contains("paused") {
-            break;
-        }
-    }
+    let (mut child, mut stderr) = paused_run(job, &env, "before-commit-1");
     server.stop();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
@@ -717,9 +698,48 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
     assert_eq!(pair_read(&out, &date), reference);
 }
 
+/// Starts `dumn run JOB` with `env` and `DUMN_FAILPOINT=pause:POINT`, and returns once the
+/// run has paused there (5 seconds), with its stderr to read the rest from. The caller
+/// waits for the child.
+#[allow(clippy::zombie_processes)]
+fn paused_run(
+    job: &str,
+    env: &[(&str, String)],
+    point: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(["run", job])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("DUMN_FAILPOINT", format!("pause:{point}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        said.push_str(&line);
+        if line.contains("paused") {
+            return (child, stderr);
+        }
+        if n == 0 {
+            let status = child.wait().unwrap();
+            panic!("the run ended ({status}) before {point}: {said}");
+        }
+    }
+}
+
 /// Two runs of one day started together, after a first run: one commits, the other
-/// either fails at once with exit code 3 naming the first, or (when the first had
-/// finished) replaces the day; the day holds one run's rows, exactly the first run's.
+/// either fails with exit code 3 naming the first, or (when the first had finished)
+/// replaces the day; the day holds one run's rows, exactly the first run's. The loser
+/// usually finds the lease held; on the S3 test server it may also get the lease and
+/// lose at the Delta commit instead (s3s-fs checks `If-None-Match` before it writes, not
+/// atomically), which must also be exit code 3 naming the winner.
 fn two_runs_of_one_day(job: &str, env: &[(&str, String)], out: &Path, date: &str) {
     run_ok(&["run", job], env);
     let reference = pair_read(out, date);
@@ -734,7 +754,7 @@ fn two_runs_of_one_day(job: &str, env: &[(&str, String)], out: &Path, date: &str
     if codes[1] == 3 {
         let text = String::from_utf8_lossy(&runs[1].1.stderr);
         assert!(
-            text.contains("dumn run of"),
+            text.contains("dumn run of") || text.contains("another writer (run "),
             "the loser names the other run: {text}"
         );
     }
@@ -794,4 +814,51 @@ fn an_input_table_may_be_a_delta_table() {
     run_ok(&["run", from_delta.to_str().unwrap()], &[]);
     let day = |out: &str| fx.path(&format!("{out}/scores/dt={}", fx.date()));
     assert_eq!(parquet_day(&day("out2")), parquet_day(&day("out")));
+}
+
+#[test]
+fn a_commit_beaten_by_another_writer_of_the_day_is_exit_code_3_and_leaves_that_writers_day() {
+    let (_fx, job, out, date) = delta_setup(3, "");
+    run_ok(&["run", &job], &[]);
+    let reference = pair_read(&out, &date);
+    // While the run holds a snapshot of `scores`, another tool (Python's deltalake)
+    // rewrites the same day: the run's commit must lose, as a conflict that says so.
+    let (mut child, mut stderr) = paused_run(&job, &[], "snapshot");
+    let writer = "import os, sys, deltalake, pyarrow.compute as pc\n\
+                  path, date = sys.argv[1], sys.argv[2]\n\
+                  t = deltalake.DeltaTable(path).to_pyarrow_table()\n\
+                  t = t.filter(pc.equal(t['dt'], date))\n\
+                  deltalake.write_deltalake(path, t, mode='overwrite', predicate=f\"dt = '{date}'\")\n\
+                  print('end'); sys.stdout.flush(); os._exit(0)";
+    let wrote = std::process::Command::new(venv_python())
+        .args(["-c", writer])
+        .arg(out.join("scores"))
+        .arg(&date)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&wrote.stdout).contains("end"),
+        "python deltalake: {}",
+        String::from_utf8_lossy(&wrote.stderr)
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3), "{rest}");
+    assert!(
+        rest.contains("another writer (not a dumn run) committed day"),
+        "the message says who won: {rest}"
+    );
+    // The day is the other writer's (the same rows, written back), whole, in both tables.
+    assert_eq!(pair_read(&out, &date), reference);
+    let versions = std::fs::read_dir(out.join("scores/_delta_log"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(versions, 2, "the first run's commit and the other writer's");
 }

@@ -87,7 +87,8 @@ struct JournalTable {
 /// would (no cleanup runs). The names: `journal`, `placed`, `marker-1` (after the first
 /// marker), `markers`, `cleaned`; and for Delta tables ([`super::delta::publish_day`])
 /// `before-commit-1` (the tables staged, nothing committed), `commit-1` (after the first
-/// table's commit) and `commits`. `DUMN_FAILPOINT=pause:NAME` instead says `paused` on
+/// table's commit), `commits`, and `snapshot` (in each commit, the table's version read,
+/// its commit not yet made). `DUMN_FAILPOINT=pause:NAME` instead says `paused` on
 /// stderr and waits 5 seconds there (a test stops a server meanwhile).
 pub fn failpoint(name: &str) {
     match std::env::var("DUMN_FAILPOINT") {

@@ -28,12 +28,13 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{col, lit, ParquetReadOptions, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use url::Url;
 
+use super::failure::Failure;
 use super::location::{self, Location};
 use super::stores::{s3_store, Stores};
 
@@ -162,6 +163,7 @@ pub async fn replace_day(
     let metadata = metadata.into_iter().map(|(k, v)| (format!("dumn.{k}"), v));
     let plan = rows.into_optimized_plan()?;
     let delta = open_or_new(table).await?;
+    super::day::failpoint("snapshot");
     let written = delta
         .write(Vec::new())
         .with_input_plan(plan)
@@ -170,11 +172,56 @@ pub async fn replace_day(
         .with_partition_columns([DAY_COLUMN])
         .with_replace_where(col(DAY_COLUMN).eq(lit(date.to_string())))
         .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-        .await
-        .with_context(|| format!("committing day {date} to the Delta table at {table}"))?;
+        .await;
+    let written = match written {
+        Ok(t) => t,
+        Err(e) if is_conflict(&e) => return Err(lost_commit(table, date, e).await),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("committing day {date} to the Delta table at {table}"))
+        }
+    };
     Ok(Committed {
         version: written.version().unwrap_or_default(),
     })
+}
+
+/// Whether `e` is a commit that another writer's commit beat: Delta's optimistic
+/// concurrency found the two overlapping (the same day), or the version was taken.
+fn is_conflict(e: &DeltaTableError) -> bool {
+    matches!(
+        e,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::MaxCommitAttempts(_)
+            }
+    )
+}
+
+/// The error of a commit to `table` that another writer's commit of day `date` beat
+/// (exit code 3, as when the day's lease is held): it names that writer's run, from the
+/// newest commit's `dumn.run_id`. The lease keeps two runs of one day apart; this is
+/// what a run sees when the store let both take it (a store whose conditional create is
+/// not atomic) or another tool wrote the day.
+async fn lost_commit(table: &Location, date: &str, e: DeltaTableError) -> anyhow::Error {
+    let newest = match load(table, None).await.map(|t| t.version()) {
+        Ok(Some(v)) => location::get(&table.join(LOG_FOLDER).join(&format!("{v:020}.json")))
+            .await
+            .ok(),
+        _ => None,
+    };
+    let run = newest
+        .and_then(|text| commit_run(&text))
+        .map(|r| format!("run {r}"));
+    anyhow::Error::new(e)
+        .context(format!(
+            "another writer ({}) committed day {date} to the Delta table at {table} while              this run worked: its day stands, and this run committed nothing to {table}. \
+             Runs of one day must not overlap; rerun when it has ended",
+            run.unwrap_or_else(|| "not a dumn run".into())
+        ))
+        .context(Failure::Conflict)
 }
 
 /// Commits day `date` of each of `tables` (staged under [`super::day::staging_root`] by
@@ -224,16 +271,24 @@ pub async fn version_of_run(loc: &Location, run_id: &str) -> Result<Option<u64>>
             continue;
         };
         let text = location::get(&log.join(&name)).await?;
-        let names_run = String::from_utf8_lossy(&text).lines().any(|line| {
-            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
-                v["commitInfo"][format!("dumn.{RUN_ID_COLUMN}")].as_str() == Some(run_id)
-            })
-        });
-        if names_run {
+        if commit_run(&text).as_deref() == Some(run_id) {
             found = found.max(Some(version));
         }
     }
     Ok(found)
+}
+
+/// The run a commit file (`_delta_log/N.json`) names in its `commitInfo`
+/// (`dumn.run_id`), if any.
+fn commit_run(text: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(text).lines().find_map(|line| {
+        let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+        Some(
+            v["commitInfo"][format!("dumn.{RUN_ID_COLUMN}")]
+                .as_str()?
+                .to_string(),
+        )
+    })
 }
 
 /// What [`vacuum`] removed (or would remove, when a dry run).
