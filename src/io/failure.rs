@@ -5,7 +5,7 @@
 //! | 0 | — | success |
 //! | 1 | any other failure | read the message; likely a bug to report |
 //! | 2 | [`Failure::BadInput`] | fix the job, the flags or the data the message names; retrying will not help |
-//! | 3 | [`Failure::Conflict`] | another run holds what this one needs (a day's lease, [`super::lease`]); retry later |
+//! | 3 | [`Failure::Conflict`] | another run holds what this one needs (a day's lease, [`super::lease`]), or another writer committed the day first (a Delta table, [`super::delta`]); retry later |
 //! | 4 | [`Failure::Infrastructure`] | storage, network or device trouble; retry |
 //! | 5 | [`Failure::Timeout`] | the run passed `--timeout`; nothing was published |
 //!
