@@ -27,7 +27,7 @@ fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
         let start = (step * bs) % (train.len() - bs);
         let batch =
             Batch::from_examples(&model.config, &train[start..start + bs], Device::Cpu).unwrap();
-        losses.push(trainer.step(&model, &batch).click_logloss);
+        losses.push(trainer.step(&model, &batch).read().unwrap().click_logloss);
     }
     let first: f64 = losses[..30].iter().sum::<f64>() / 30.0;
     let last: f64 = losses[steps - 30..].iter().sum::<f64>() / 30.0;

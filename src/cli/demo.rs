@@ -83,7 +83,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let start = (step * args.batch_size) % train.len();
         let end = (start + args.batch_size).min(train.len());
         let batch = Batch::from_examples(&model.config, &train[start..end], device)?;
-        let stats = trainer.step(&model, &batch);
+        let stats = trainer.step(&model, &batch).read()?;
         window.push(stats.total);
         bar.set_message(format!("loss {:.4}", stats.total));
         bar.inc(1);

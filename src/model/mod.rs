@@ -334,13 +334,12 @@ impl Dumn {
         let (u, c, _) = cands.item_idx.size3().unwrap();
         let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
                                                      // One row per real candidate: users in order, each user's candidates in order.
-        let rows = cands.mask.flatten(0, 1).nonzero().squeeze_dim(-1);
-        let user_of_row = rows.divide_scalar_mode(c, "floor");
-        let e_item_rows = e_item.flatten(0, 1).index_select(0, &rows); // [N, D_item]
+        let (rows, user_of_row) = (&cands.rows, &cands.user_of_row);
+        let e_item_rows = e_item.flatten(0, 1).index_select(0, rows); // [N, D_item]
         let (interest, hidden) = match (&self.dfn, &self.target_attention, &state.keys) {
             (Some(dfn), _, _) => {
-                let seq = state.seq_emb.index_select(0, &user_of_row);
-                let mask = state.mask.index_select(0, &user_of_row);
+                let seq = state.seq_emb.index_select(0, user_of_row);
+                let mask = state.mask.index_select(0, user_of_row);
                 (dfn.forward(&seq, &mask, &e_item_rows), None)
             }
             (None, Some(ta), Some(keys)) => {
@@ -350,8 +349,8 @@ impl Dumn {
                 );
                 // Eq. 3-5: f per candidate and sequence, [U, C, S, E], then per row.
                 let f = ta.forward(&state.o, keys, &ctx, &state.mask);
-                let f = f.flatten(0, 1).index_select(0, &rows); // [N, S, E]
-                self.dumn_interest(state, f, &e_item_rows, &user_of_row)
+                let f = f.flatten(0, 1).index_select(0, rows); // [N, S, E]
+                self.dumn_interest(state, f, &e_item_rows, user_of_row)
             }
             _ => unreachable!("a model has DFN's network or DUMN's target attention"),
         };
@@ -361,7 +360,7 @@ impl Dumn {
         let w_rest = self.head_weights(state.e_user.size()[1], rest.size()[1]);
         let first = state
             .heads
-            .index_select(0, &user_of_row)
+            .index_select(0, user_of_row)
             .addmm(&rest, &w_rest.tr());
         let h = self.click_head.first().ws.size()[0];
         let p = self.config.dropout;

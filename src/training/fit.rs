@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Result};
 use futures::StreamExt;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use super::dataset::{ExampleFiles, Part, Split};
 use super::evaluate::{evaluate, score, Label, Metrics, Scored, EVAL_BATCH};
@@ -23,6 +23,10 @@ use crate::io::failure::{Failure, MarkFailure};
 use crate::model::features::FeatureSchema;
 use crate::model::inputs::from_batch;
 use crate::model::{Batch, Dumn, Example};
+
+/// Training steps between two reads of the running loss (each read waits for the
+/// device; progress shows the mean loss of the steps since the last read).
+const READ_EVERY: u64 = 20;
 
 /// How the learning rate moves over the planned steps.
 #[derive(
@@ -150,6 +154,8 @@ impl FitResult {
 /// Progress callbacks: examples seen in the epoch and the running loss.
 pub trait Progress {
     fn epoch_start(&self, epoch: usize, rows: u64);
+    /// `examples` seen so far in the epoch; `loss`: the mean loss of the steps since the
+    /// last call (called every few steps, see `READ_EVERY`, and at the end of the epoch).
     fn step(&self, examples: u64, loss: f64);
     fn epoch_end(&self, record: &EpochRecord, improved: bool);
     /// The fit is over (called by the caller of [`fit`], before it prints its results).
@@ -221,7 +227,11 @@ pub async fn fit(
     for epoch in 1..=cfg.epochs.max(1) {
         progress.epoch_start(epoch, train_rows);
         let started = std::time::Instant::now();
-        let (mut seen, mut loss_sum, mut steps) = (0u64, 0.0, 0u64);
+        let (mut seen, mut steps) = (0u64, 0u64);
+        // The epoch's summed loss stays on the device; it is read every READ_EVERY steps
+        // (for progress) and at the end of the epoch.
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let (mut read_sum, mut read_steps) = (0.0, 0u64);
         let mut buffer: Vec<Example> = Vec::with_capacity(cfg.shuffle_buffer);
         let order_seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
         let mut stream = files
@@ -248,14 +258,22 @@ pub async fn fit(
                     trainer.set_learning_rate(
                         base_lr * cfg.schedule.factor(trainer.steps, planned_steps),
                     );
-                    let stats = trainer.step(model, &batch);
+                    let losses = trainer.step(model, &batch);
+                    loss_sum += losses.total.to_kind(Kind::Double);
                     seen += chunk.len() as u64;
-                    loss_sum += stats.total;
                     steps += 1;
-                    progress.step(seen, stats.total);
+                    if steps % READ_EVERY == 0 {
+                        let sum = loss_sum.double_value(&[]);
+                        progress.step(seen, (sum - read_sum) / (steps - read_steps) as f64);
+                        (read_sum, read_steps) = (sum, steps);
+                    }
                 }
                 buffer = rest;
             }
+        }
+        let loss_sum = loss_sum.double_value(&[]);
+        if steps > read_steps {
+            progress.step(seen, (loss_sum - read_sum) / (steps - read_steps) as f64);
         }
         let seconds = started.elapsed().as_secs_f64();
         let valid = evaluate(

@@ -6,17 +6,51 @@
 //! generated examples.
 
 use anyhow::Result;
-use tch::{nn, nn::OptimizerConfig};
+use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
 use crate::model::{Batch, Dumn};
 
-/// Loss values of one step.
+/// Loss values of one step, read from the device ([`StepLosses::read`]).
 #[derive(Debug, Clone, Copy)]
 pub struct StepStats {
     pub total: f64,
     pub click_logloss: f64,
     pub dislike_logloss: f64,
     pub triplet: f64,
+}
+
+/// Loss values of one step, left on the model's device (detached): reading one waits for
+/// the device to finish the step, so the training loop reads them once per logging
+/// interval, not once per step.
+#[derive(Debug)]
+pub struct StepLosses {
+    pub total: Tensor,
+    pub click_logloss: Tensor,
+    pub dislike_logloss: Tensor,
+    pub triplet: Tensor,
+}
+
+impl StepLosses {
+    /// The four values, in one read from the device.
+    pub fn read(&self) -> Result<StepStats> {
+        let all = Tensor::stack(
+            &[
+                &self.total,
+                &self.click_logloss,
+                &self.dislike_logloss,
+                &self.triplet,
+            ],
+            0,
+        )
+        .to_kind(Kind::Double);
+        let v = Vec::<f64>::try_from(&all)?;
+        Ok(StepStats {
+            total: v[0],
+            click_logloss: v[1],
+            dislike_logloss: v[2],
+            triplet: v[3],
+        })
+    }
 }
 
 /// AdamW over all of the model's trainable variables (paper 4.1.3: Adam).
@@ -40,8 +74,8 @@ impl Trainer {
         self.opt.set_lr(lr);
     }
 
-    /// One optimisation step on `batch`.
-    pub fn step(&mut self, model: &Dumn, batch: &Batch) -> StepStats {
+    /// One optimisation step on `batch`; nothing in it waits for the device.
+    pub fn step(&mut self, model: &Dumn, batch: &Batch) -> StepLosses {
         let out = model.forward_train(batch);
         let losses = model.losses(&out, batch);
         self.opt.zero_grad();
@@ -51,11 +85,11 @@ impl Trainer {
             model.apply_memory_write(w);
         }
         self.steps += 1;
-        StepStats {
-            total: losses.total.double_value(&[]),
-            click_logloss: losses.click_logloss.double_value(&[]),
-            dislike_logloss: losses.dislike_logloss.double_value(&[]),
-            triplet: losses.triplet.double_value(&[]),
+        StepLosses {
+            total: losses.total.detach(),
+            click_logloss: losses.click_logloss.detach(),
+            dislike_logloss: losses.dislike_logloss.detach(),
+            triplet: losses.triplet.detach(),
         }
     }
 }
