@@ -74,7 +74,8 @@ impl Trainer {
         self.opt.set_lr(lr);
     }
 
-    /// One optimisation step on `batch`; nothing in it waits for the device.
+    /// One optimisation step on `batch`; nothing in it waits for the device (except the
+    /// batch-pool triplet sampling of `triplets_per_user = false`, which counts the pool).
     pub fn step(&mut self, model: &Dumn, batch: &Batch) -> StepLosses {
         let out = model.forward_train(batch);
         let losses = model.losses(&out, batch);
