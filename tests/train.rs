@@ -340,12 +340,13 @@ fn errors_come_before_training() {
 }
 
 #[test]
-fn a_cpu_run_with_the_same_seed_repeats() {
+fn a_cpu_run_with_the_same_seed_repeats_with_minibatches_built_inline_or_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     gen_into(&data);
     let mut hashes = Vec::new();
-    for run in ["a", "b"] {
+    // The second run builds its minibatches ahead on a task of their own (`--prefetch`).
+    for (run, prefetch) in [("a", "0"), ("b", "3")] {
         let out = dir.path().join(run);
         let (ok, text) = dumn(&[
             "train",
@@ -361,6 +362,8 @@ fn a_cpu_run_with_the_same_seed_repeats() {
             "9",
             "--shuffle-buffer",
             "1000",
+            "--prefetch",
+            prefetch,
             "--device",
             "cpu",
         ]);
@@ -371,7 +374,10 @@ fn a_cpu_run_with_the_same_seed_repeats() {
         .unwrap();
         hashes.push(m["weights"]["sha256"].as_str().unwrap().to_string());
     }
-    assert_eq!(hashes[0], hashes[1], "same seed, same data: same weights");
+    assert_eq!(
+        hashes[0], hashes[1],
+        "same seed, same data: same weights, however the minibatches were built"
+    );
 }
 
 #[test]

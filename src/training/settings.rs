@@ -46,6 +46,7 @@ pub const KEYS: &[Key] = &[
     key("slot_dim", KeyKind::Value),
     key("controller_dim", KeyKind::Value),
     key("shuffle_buffer", KeyKind::Value),
+    key("prefetch", KeyKind::Value),
     key("valid_from", KeyKind::Value),
     key("test_from", KeyKind::Value),
     key("max_embedding_rows", KeyKind::Value),
@@ -99,6 +100,8 @@ pub struct TrainSettings {
     /// Unset: the model's default (paper: 512).
     pub controller_dim: Option<i64>,
     pub shuffle_buffer: usize,
+    /// Minibatches built ahead of the training step (unset: 4 on a GPU, 0 on a CPU).
+    pub prefetch: Option<usize>,
     pub valid_from: Option<String>,
     pub test_from: Option<String>,
     /// The most rows of one embedding table; the most frequent values keep theirs.
@@ -139,6 +142,7 @@ impl Default for TrainSettings {
             slot_dim: None,
             controller_dim: None,
             shuffle_buffer: 100_000,
+            prefetch: None,
             valid_from: None,
             test_from: None,
             max_embedding_rows: 1 << 22,

@@ -407,6 +407,7 @@ fn fit_config(s: &TrainSettings) -> FitConfig {
         seed: s.seed,
         label: s.label,
         schedule: s.lr_schedule,
+        prefetch: s.prefetch,
     }
 }
 
