@@ -7,9 +7,11 @@
 //! 4 likes, 3 dislikes); 100 candidates per user. Prints rows per second for both paths and
 //! their largest score difference.
 
+mod common;
+
 use std::time::Instant;
 
-use dumn::model::device::{describe, DeviceChoice};
+use dumn::model::device::describe;
 use dumn::model::features::FeatureSchema;
 use dumn::model::{Batch, CandidateBatch, Dumn, Example, History, ModelConfig, UserBatch};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -19,31 +21,13 @@ const USERS: usize = 80;
 const CANDIDATES: usize = 100;
 const ROW_BATCH: usize = 1000;
 
-fn history(rng: &mut StdRng) -> History {
-    let mut seq = |mean: usize| -> Vec<i64> {
-        let n = rng.random_range(0..=2 * mean).min(100);
-        (0..n).map(|_| rng.random_range(0..50_000)).collect()
-    };
-    History {
-        items: [seq(19), seq(71), seq(4), seq(3)],
-        feedback: None,
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    // DUMN_BENCH_DEVICE: cpu (default), cuda or cuda:N.
-    let device: Device = match std::env::var("DUMN_BENCH_DEVICE") {
-        Ok(d) => d
-            .parse::<DeviceChoice>()
-            .map_err(anyhow::Error::msg)?
-            .resolve()?,
-        Err(_) => Device::Cpu,
-    };
+    let device = common::device()?;
     tch::manual_seed(1);
     let model = Dumn::new(ModelConfig::new(FeatureSchema::ids_only(100_000)), device)?;
     let mut rng = StdRng::seed_from_u64(1);
     let users: Vec<(Vec<Option<i64>>, History)> = (0..USERS)
-        .map(|u| (vec![Some(u as i64)], history(&mut rng)))
+        .map(|u| (vec![Some(u as i64)], common::history(&mut rng)))
         .collect();
     let cands: Vec<Vec<Vec<Option<i64>>>> = (0..USERS)
         .map(|_| {

@@ -8,35 +8,25 @@
 //! user step, the rest of the forward (candidate step, memory write, triplet loss), the
 //! backward pass and the optimizer step (with the memory write's commit).
 
+mod common;
+
 use std::time::Instant;
 
-use dumn::model::device::{describe, DeviceChoice};
+use dumn::model::device::describe;
 use dumn::model::features::FeatureSchema;
-use dumn::model::{Ablation, Batch, Dumn, Example, History, ModelConfig};
+use dumn::model::{Ablation, Batch, Dumn, Example, ModelConfig};
 use dumn::training::step::Trainer;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use tch::Device;
 
 const BATCH: usize = 256;
 const STEPS: usize = 30;
-
-fn history(rng: &mut StdRng) -> History {
-    let mut seq = |mean: usize| -> Vec<i64> {
-        let n = rng.random_range(0..=2 * mean).min(100);
-        (0..n).map(|_| rng.random_range(0..50_000)).collect()
-    };
-    History {
-        items: [seq(19), seq(71), seq(4), seq(3)],
-        feedback: None,
-    }
-}
 
 fn examples(rng: &mut StdRng) -> Vec<Example> {
     (0..BATCH)
         .map(|_| Example {
             user: vec![Some(rng.random_range(0..10_000))],
             item: vec![Some(rng.random_range(0..50_000))],
-            history: history(rng),
+            history: common::history(rng),
             click: rng.random_bool(0.3),
             dislike: rng.random_bool(0.05),
         })
@@ -46,14 +36,7 @@ fn examples(rng: &mut StdRng) -> Vec<Example> {
 fn main() -> anyhow::Result<()> {
     // As the binary does (see its docs): large temporaries stay in the process.
     dumn::model::device::tune_allocator();
-    // DUMN_BENCH_DEVICE: cpu (default), cuda or cuda:N.
-    let device: Device = match std::env::var("DUMN_BENCH_DEVICE") {
-        Ok(d) => d
-            .parse::<DeviceChoice>()
-            .map_err(anyhow::Error::msg)?
-            .resolve()?,
-        Err(_) => Device::Cpu,
-    };
+    let device = common::device()?;
     println!(
         "training step by phase, batch {BATCH}, {STEPS} steps after 3 warm-up steps, on {}",
         describe(device)
