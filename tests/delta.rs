@@ -11,6 +11,7 @@ use dumn::io::{delta, Location};
 
 use crate::common::data::{
     copy_tree, dumn_exit_code, files_under, run_dumn, run_twice_together, runtime,
+    start_dumn_until, Watch,
 };
 use crate::common::s3::S3Server;
 use crate::common::scoring::Fixture;
@@ -226,6 +227,16 @@ fn venv_python() -> PathBuf {
     python
 }
 
+/// Runs `script` (Python code) with `args` in the venv's interpreter; its output.
+fn python<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> std::process::Output {
+    std::process::Command::new(venv_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Reads a Delta table with Python's deltalake and prints `user_id,item_id,ctr` (ctr to 6
 /// decimals) of each row of day `date`, one per line.
 ///
@@ -248,13 +259,11 @@ os._exit(0)
 /// Day `date` of a Delta table (scores or ranking) as Python's deltalake reads it: the
 /// lines of [`PY_READER`], sorted.
 fn python_rows(table: &str, date: &str, storage: &[String]) -> Vec<String> {
-    let out = std::process::Command::new(venv_python())
-        .arg("-c")
-        .arg(PY_READER)
-        .args([table, date])
-        .args(storage)
-        .output()
-        .unwrap();
+    let args: Vec<&str> = [table, date]
+        .into_iter()
+        .chain(storage.iter().map(String::as_str))
+        .collect();
+    let out = python(PY_READER, &args);
     assert!(
         out.status.success(),
         "python deltalake: {}",
@@ -701,37 +710,24 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
 /// Starts `dumn run JOB` with `env` and `DUMN_FAILPOINT=pause:POINT`, and returns once the
 /// run has paused there (5 seconds), with its stderr to read the rest from. The caller
 /// waits for the child.
-#[allow(clippy::zombie_processes)]
 fn paused_run(
     job: &str,
     env: &[(&str, String)],
     point: &str,
 ) -> (
     std::process::Child,
-    std::io::BufReader<std::process::ChildStderr>,
+    std::io::BufReader<Box<dyn std::io::Read + Send>>,
 ) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(["run", job])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("DUMN_FAILPOINT", format!("pause:{point}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut said = String::new();
-    loop {
-        let mut line = String::new();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-        said.push_str(&line);
-        if line.contains("paused") {
-            return (child, stderr);
-        }
-        if n == 0 {
-            let status = child.wait().unwrap();
-            panic!("the run ended ({status}) before {point}: {said}");
-        }
-    }
+    let mut env = env.to_vec();
+    env.push(("DUMN_FAILPOINT", format!("pause:{point}")));
+    let (child, stderr, _) = start_dumn_until(
+        &["run", job],
+        &env,
+        Watch::Stderr,
+        |line| line.contains("paused"),
+        &format!("the run ended before {point}"),
+    );
+    (child, stderr)
 }
 
 /// Two runs of one day started together, after a first run: one commits, the other
@@ -789,12 +785,10 @@ fn an_input_table_may_be_a_delta_table() {
                   t = ds.dataset(sys.argv[1], format='parquet').to_table()\n\
                   deltalake.write_deltalake(sys.argv[2], t)\n\
                   os._exit(0)";
-    let done = std::process::Command::new(venv_python())
-        .args(["-c", script])
-        .arg(fx.path("data/candidates"))
-        .arg(&delta_candidates)
-        .output()
-        .unwrap();
+    let done = python(
+        script,
+        &[fx.path("data/candidates"), delta_candidates.clone()],
+    );
     assert!(
         done.status.success(),
         "{}",
@@ -830,12 +824,7 @@ fn a_commit_beaten_by_another_writer_of_the_day_is_exit_code_3_and_leaves_that_w
                   t = t.filter(pc.equal(t['dt'], date))\n\
                   deltalake.write_deltalake(path, t, mode='overwrite', predicate=f\"dt = '{date}'\")\n\
                   print('end'); sys.stdout.flush(); os._exit(0)";
-    let wrote = std::process::Command::new(venv_python())
-        .args(["-c", writer])
-        .arg(out.join("scores"))
-        .arg(&date)
-        .output()
-        .unwrap();
+    let wrote = python(writer, &[out.join("scores"), PathBuf::from(&date)]);
     assert!(
         String::from_utf8_lossy(&wrote.stdout).contains("end"),
         "python deltalake: {}",

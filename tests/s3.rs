@@ -303,25 +303,13 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
     // The server stops once the job has started scoring (its inputs are still being read
     // from the bucket, its tables not yet written): the job fails after bounded retries,
     // and no day appears.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-        .args(["run", &nightly])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        use std::io::BufRead;
-        let n = stdout.read_line(&mut line).unwrap();
-        text.push_str(&line);
-        assert!(n > 0, "the job ended before it started scoring: {text}");
-        if line.starts_with("scoring ") {
-            break;
-        }
-    }
+    let (child, mut stdout, mut text) = start_dumn_until(
+        &["run", &nightly],
+        &env,
+        Watch::Stdout,
+        |line| line.starts_with("scoring "),
+        "the job ended before it started scoring",
+    );
     server.stop();
     let t = std::time::Instant::now();
     use std::io::Read;

@@ -2,8 +2,8 @@
 //!
 //! The model's input is split the way its forward pass is (see [`super::Dumn`]):
 //! - a [`UserBatch`] holds what depends only on the user (profile fields, four sequences);
-//! - a [`CandidateBatch`] holds, for each of those users, `C` candidate items (padded with a
-//!   mask when users have different numbers of candidates).
+//! - a [`CandidateBatch`] holds, for each of those users, `C` candidate items (padded when
+//!   users have different numbers of candidates; the real ones are listed by position).
 //!
 //! A training [`Batch`] is the special case of one candidate per user row.
 //!
@@ -89,12 +89,10 @@ pub struct UserBatch {
 pub struct CandidateBatch {
     /// `[U, C, n_item_fields]` hashed rows.
     pub item_idx: Tensor,
-    /// `[U, C]` 1.0 for a real candidate, 0.0 for padding.
-    pub mask: Tensor,
-    /// `[N]`: the real candidates' positions in the flattened `[U·C]`, users in order, each
-    /// user's candidates in order; and `[N]`: each one's user. Built on the host with the
-    /// mask, so the forward never asks the device where the candidates are (a `nonzero`
-    /// would wait for the device).
+    /// `[N]`: the real candidates' positions in the flattened `[U·C]` (the rest is
+    /// padding), users in order, each user's candidates in order; and `[N]`: each one's
+    /// user. Built on the host, so the forward never asks the device where the candidates
+    /// are (a `nonzero` over a mask would wait for the device).
     pub rows: Tensor,
     pub user_of_row: Tensor,
 }
@@ -205,7 +203,6 @@ impl CandidateBatch {
         let c = items.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let n = fields.len();
         let mut idx = vec![0i64; items.len() * c * n];
-        let mut mask = vec![0f32; items.len() * c];
         let mut rows = Vec::with_capacity(items.len());
         let mut user_of_row = Vec::with_capacity(items.len());
         for (u, cands) in items.iter().enumerate() {
@@ -213,7 +210,6 @@ impl CandidateBatch {
                 let row = hash_row(values, fields, "item")?;
                 let base = (u * c + j) * n;
                 idx[base..base + n].copy_from_slice(&row);
-                mask[u * c + j] = 1.0;
                 rows.push((u * c + j) as i64);
                 user_of_row.push(u as i64);
             }
@@ -221,7 +217,6 @@ impl CandidateBatch {
         let (u, c, n) = (items.len() as i64, c as i64, n as i64);
         Ok(Self {
             item_idx: Tensor::from_slice(&idx).view([u, c, n]).to_device(device),
-            mask: Tensor::from_slice(&mask).view([u, c]).to_device(device),
             rows: Tensor::from_slice(&rows).to_device(device),
             user_of_row: Tensor::from_slice(&user_of_row).to_device(device),
         })
@@ -302,14 +297,17 @@ mod tests {
     }
 
     #[test]
-    fn the_real_candidates_rows_are_the_masks_nonzero_positions_and_their_users() {
+    fn the_real_candidates_rows_are_their_positions_past_the_padding_and_their_users() {
         let cfg = ModelConfig::new(FeatureSchema::ids_only(50));
         let (a, b, c) = ([Some(1)], [Some(2)], [Some(3)]);
         let items: Vec<Vec<&[Option<i64>]>> = vec![vec![&a, &b], vec![], vec![&c, &a, &b]];
         let cb = CandidateBatch::new(&cfg, &items, Device::Cpu).unwrap();
-        let nonzero = cb.mask.flatten(0, 1).nonzero().squeeze_dim(-1);
+        assert_eq!(
+            cb.item_idx.size(),
+            vec![3, 3, 1],
+            "padded to the most candidates"
+        );
         let rows = Vec::<i64>::try_from(&cb.rows).unwrap();
-        assert_eq!(rows, Vec::<i64>::try_from(&nonzero).unwrap());
         assert_eq!(rows, vec![0, 1, 6, 7, 8]);
         let users = Vec::<i64>::try_from(&cb.user_of_row).unwrap();
         assert_eq!(users, vec![0, 0, 2, 2, 2]);

@@ -308,7 +308,8 @@ async fn score_day(
         },
     ];
     let publishing = Instant::now();
-    let versions = match job.format {
+    // Each table's new Delta version (scores, ranking); none in plain Parquet.
+    let versions: [Option<u64>; 2] = match job.format {
         // One commit per table, scores first; both carry the run id (src/io/delta.rs).
         OutputFormat::Delta => {
             let committed = delta::publish_day(out, &date.to_string(), run_id, tables)
@@ -319,12 +320,12 @@ async fn score_day(
                          holds the run its `run_id` column names"
                     ))
                 })?;
-            committed.iter().map(|c| Some(c.version)).collect()
+            [Some(committed[0].version), Some(committed[1].version)]
         }
         // A failure from here on leaves the journal: the next run finishes or rolls back.
         OutputFormat::Parquet => {
             day::publish(out, &date.to_string(), run_id, tables).await?;
-            vec![None, None]
+            [None, None]
         }
     };
     let publish_secs = publishing.elapsed().as_secs_f64();

@@ -358,3 +358,54 @@ pub fn run_twice_together(args: &[&str], env: &[(&str, String)]) -> (Output, Out
         (a.join().unwrap(), b.join().unwrap())
     })
 }
+
+/// Which output of a process [`start_dumn_until`] watches.
+pub enum Watch {
+    Stdout,
+    Stderr,
+}
+
+/// Starts `dumn ARGS` with `env` added (both outputs piped) and reads the `watch`ed one line
+/// by line until a line for which `until` holds. Returns the process, the rest of that
+/// output, and the lines read; panics with `ended_before` and them when the process ends
+/// first (after waiting for it). The caller waits for the process.
+#[allow(clippy::zombie_processes)]
+pub fn start_dumn_until(
+    args: &[&str],
+    env: &[(&str, String)],
+    watch: Watch,
+    until: impl Fn(&str) -> bool,
+    ended_before: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<Box<dyn std::io::Read + Send>>,
+    String,
+) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stream: Box<dyn std::io::Read + Send> = match watch {
+        Watch::Stdout => Box::new(child.stdout.take().unwrap()),
+        Watch::Stderr => Box::new(child.stderr.take().unwrap()),
+    };
+    let mut reader = std::io::BufReader::new(stream);
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        said.push_str(&line);
+        if n > 0 && until(&line) {
+            return (child, reader, said);
+        }
+        if n == 0 {
+            let status = child.wait().unwrap();
+            panic!("{ended_before} ({status}): {said}");
+        }
+    }
+}
