@@ -599,17 +599,23 @@ fn pair_read(out: &Path, date: &str) -> (Vec<String>, Vec<String>) {
     (older, r_rows)
 }
 
+/// Starts `dumn run JOB` with `env` added; its stderr is piped (the caller waits for it).
+#[allow(clippy::zombie_processes)]
+fn start_run(job: &str, env: &[(&str, String)]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args(["run", job])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Starts `dumn run JOB` with `env` and kills it with SIGKILL after each of `points`
 /// (seconds); after each kill `check` is called.
 fn kill_at(job: &str, env: &[(&str, String)], points: &[f64], mut check: impl FnMut(f64)) {
     for &at in points {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-            .args(["run", job])
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = start_run(job, env);
         std::thread::sleep(std::time::Duration::from_secs_f64(at));
         let _ = child.kill();
         let _ = child.wait();
@@ -672,13 +678,7 @@ fn kill_9_or_a_stopped_server_during_an_s3_delta_run_leaves_whole_days_of_one_ru
     // The server stopped at five points of a run: the run fails, the day stays whole, and
     // after a restart a run completes.
     for at in points.iter().step_by(2).take(5) {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
-            .args(["run", job])
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = start_run(job, &env);
         std::thread::sleep(std::time::Duration::from_secs_f64(*at));
         server.stop();
         let done = child.wait_with_output().unwrap();
