@@ -217,7 +217,8 @@ async fn lost_commit(table: &Location, date: &str, e: DeltaTableError) -> anyhow
         .map(|r| format!("run {r}"));
     anyhow::Error::new(e)
         .context(format!(
-            "another writer ({}) committed day {date} to the Delta table at {table} while              this run worked: its day stands, and this run committed nothing to {table}. \
+            "another writer ({}) committed day {date} to the Delta table at {table} while \
+             this run worked: its day stands, and this run committed nothing to {table}. \
              Runs of one day must not overlap; rerun when it has ended",
             run.unwrap_or_else(|| "not a dumn run".into())
         ))
