@@ -77,6 +77,27 @@ struct Minibatches {
 }
 
 impl Minibatches {
+    /// An epoch's minibatches from `stream`, with the loop's settings of `cfg`.
+    fn new(
+        stream: SendableRecordBatchStream,
+        config: ModelConfig,
+        device: Device,
+        rng: StdRng,
+        cfg: &FitConfig,
+    ) -> Self {
+        Self {
+            stream,
+            config,
+            device,
+            rng,
+            shuffle_buffer: cfg.shuffle_buffer,
+            batch_size: cfg.batch_size,
+            buffer: Vec::with_capacity(cfg.shuffle_buffer),
+            ready: VecDeque::new(),
+            done: false,
+        }
+    }
+
     /// The next minibatch and its number of rows; None at the end of the epoch.
     async fn next(&mut self) -> Result<Option<(Batch, usize)>> {
         loop {
@@ -149,6 +170,35 @@ enum Feed {
         mpsc::Receiver<Result<(Batch, usize)>>,
         tokio::task::JoinHandle<StdRng>,
     ),
+}
+
+impl Feed {
+    /// `minibatches` built `ahead` of the step on a task, or on the training thread when
+    /// `ahead` is 0.
+    fn new(minibatches: Minibatches, ahead: usize) -> Self {
+        if ahead > 0 {
+            let (rx, task) = minibatches.spawn(ahead);
+            Feed::Ahead(rx, task)
+        } else {
+            Feed::Inline(Box::new(minibatches))
+        }
+    }
+
+    /// The next minibatch and its number of rows; None at the end of the epoch.
+    async fn next(&mut self) -> Result<Option<(Batch, usize)>> {
+        match self {
+            Feed::Inline(m) => m.next().await,
+            Feed::Ahead(rx, _) => rx.recv().await.transpose(),
+        }
+    }
+
+    /// The shuffle's generator, back for the next epoch.
+    async fn finish(self) -> Result<StdRng> {
+        Ok(match self {
+            Feed::Inline(m) => m.rng,
+            Feed::Ahead(_, task) => task.await?,
+        })
+    }
 }
 
 /// Minibatches built ahead of the training step on a GPU unless configured otherwise.
@@ -339,32 +389,14 @@ pub async fn fit(
         let stream = files
             .stream_shuffled(&split.predicate(Part::Train), order_seed)
             .await?;
-        let minibatches = Minibatches {
-            stream,
-            config: model.config.clone(),
-            device,
-            rng,
-            shuffle_buffer: cfg.shuffle_buffer,
-            batch_size: cfg.batch_size,
-            buffer: Vec::with_capacity(cfg.shuffle_buffer),
-            ready: VecDeque::new(),
-            done: false,
-        };
         let ahead = cfg
             .prefetch
             .unwrap_or(if device.is_cuda() { GPU_PREFETCH } else { 0 });
-        let mut feed = if ahead > 0 {
-            let (rx, task) = minibatches.spawn(ahead);
-            Feed::Ahead(rx, task)
-        } else {
-            Feed::Inline(Box::new(minibatches))
-        };
-        loop {
-            let next = match &mut feed {
-                Feed::Inline(m) => m.next().await?,
-                Feed::Ahead(rx, _) => rx.recv().await.transpose()?,
-            };
-            let Some((batch, rows)) = next else { break };
+        let mut feed = Feed::new(
+            Minibatches::new(stream, model.config.clone(), device, rng, cfg),
+            ahead,
+        );
+        while let Some((batch, rows)) = feed.next().await? {
             trainer.set_learning_rate(base_lr * cfg.schedule.factor(trainer.steps, planned_steps));
             let losses = trainer.step(model, &batch);
             loss_sum += losses.total.to_kind(Kind::Double);
@@ -376,10 +408,7 @@ pub async fn fit(
                 (read_sum, read_steps) = (sum, steps);
             }
         }
-        rng = match feed {
-            Feed::Inline(m) => m.rng,
-            Feed::Ahead(_, task) => task.await?,
-        };
+        rng = feed.finish().await?;
         let loss_sum = loss_sum.double_value(&[]);
         if steps > read_steps {
             progress.step(seen, (loss_sum - read_sum) / (steps - read_steps) as f64);
