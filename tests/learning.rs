@@ -4,7 +4,7 @@ use crate::common::small_config;
 use dumn::model::{Ablation, Batch, Dumn};
 use dumn::synthetic::planted::{self, PlantedConfig};
 use dumn::training::evaluate::evaluate_in_memory;
-use dumn::training::step::Trainer;
+use dumn::training::step::{StepStats, Trainer};
 use tch::Device;
 
 #[test]
@@ -27,7 +27,11 @@ fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
         let start = (step * bs) % (train.len() - bs);
         let batch =
             Batch::from_examples(&model.config, &train[start..start + bs], Device::Cpu).unwrap();
-        losses.push(trainer.step(&model, &batch).read().unwrap().click_logloss);
+        losses.push(
+            StepStats::read(&trainer.step(&model, &batch))
+                .unwrap()
+                .click_logloss,
+        );
     }
     let first: f64 = losses[..30].iter().sum::<f64>() / 30.0;
     let last: f64 = losses[steps - 30..].iter().sum::<f64>() / 30.0;

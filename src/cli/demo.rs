@@ -13,7 +13,7 @@ use dumn::model::features::FeatureSchema;
 use dumn::model::{Ablation, Batch, Dumn, ModelConfig};
 use dumn::synthetic::planted::{self, PlantedConfig};
 use dumn::training::evaluate::evaluate_in_memory;
-use dumn::training::step::Trainer;
+use dumn::training::step::{StepStats, Trainer};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -83,7 +83,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let start = (step * args.batch_size) % train.len();
         let end = (start + args.batch_size).min(train.len());
         let batch = Batch::from_examples(&model.config, &train[start..end], device)?;
-        let stats = trainer.step(&model, &batch).read()?;
+        let stats = StepStats::read(&trainer.step(&model, &batch))?;
         window.push(stats.total);
         bar.set_message(format!("loss {:.4}", stats.total));
         bar.inc(1);

@@ -8,9 +8,9 @@
 use anyhow::Result;
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
-use crate::model::{Batch, Dumn};
+use crate::model::{Batch, Dumn, Losses};
 
-/// Loss values of one step, read from the device ([`StepLosses::read`]).
+/// Loss values of one step, read from the device ([`StepStats::read`]).
 #[derive(Debug, Clone, Copy)]
 pub struct StepStats {
     pub total: f64,
@@ -19,32 +19,22 @@ pub struct StepStats {
     pub triplet: f64,
 }
 
-/// Loss values of one step, left on the model's device (detached): reading one waits for
-/// the device to finish the step, so the training loop reads them once per logging
-/// interval, not once per step.
-#[derive(Debug)]
-pub struct StepLosses {
-    pub total: Tensor,
-    pub click_logloss: Tensor,
-    pub dislike_logloss: Tensor,
-    pub triplet: Tensor,
-}
-
-impl StepLosses {
-    /// The four values, in one read from the device.
-    pub fn read(&self) -> Result<StepStats> {
+impl StepStats {
+    /// The four values of a step's `losses` ([`Trainer::step`]), in one read from the
+    /// device.
+    pub fn read(losses: &Losses) -> Result<Self> {
         let all = Tensor::stack(
             &[
-                &self.total,
-                &self.click_logloss,
-                &self.dislike_logloss,
-                &self.triplet,
+                &losses.total,
+                &losses.click_logloss,
+                &losses.dislike_logloss,
+                &losses.triplet,
             ],
             0,
         )
         .to_kind(Kind::Double);
         let v = Vec::<f64>::try_from(&all)?;
-        Ok(StepStats {
+        Ok(Self {
             total: v[0],
             click_logloss: v[1],
             dislike_logloss: v[2],
@@ -76,7 +66,9 @@ impl Trainer {
 
     /// One optimisation step on `batch`; nothing in it waits for the device (except the
     /// batch-pool triplet sampling of `triplets_per_user = false`, which counts the pool).
-    pub fn step(&mut self, model: &Dumn, batch: &Batch) -> StepLosses {
+    /// The losses stay on the model's device, detached: reading one waits for the device
+    /// to finish the step, so the training loop reads them once per logging interval.
+    pub fn step(&mut self, model: &Dumn, batch: &Batch) -> Losses {
         let out = model.forward_train(batch);
         let losses = model.losses(&out, batch);
         self.opt.zero_grad();
@@ -86,7 +78,7 @@ impl Trainer {
             model.apply_memory_write(w);
         }
         self.steps += 1;
-        StepLosses {
+        Losses {
             total: losses.total.detach(),
             click_logloss: losses.click_logloss.detach(),
             dislike_logloss: losses.dislike_logloss.detach(),
