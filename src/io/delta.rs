@@ -12,8 +12,9 @@
 //!   yet (an atomic create on a local disk, a conditional `PUT` with `If-None-Match` on
 //!   S3), so a reader sees the day before or after the commit, never a mixture; rows of
 //!   other days are not touched. A commit that loses the race to a concurrent writer is
-//!   retried by `deltalake` when the two do not conflict (another day), and fails when they
-//!   do (the same day, which [`super::lease`] already excludes). Each commit carries the
+//!   retried by `deltalake` when the two do not conflict (another day), and fails as a
+//!   conflict (exit code 3, naming the winner's run) when they do (the same day, which
+//!   [`super::lease`] normally excludes). Each commit carries the
 //!   caller's metadata (`dumn.run_id`, the model version, …) in its `commitInfo`;
 //! - files a commit removed stay until [`vacuum`] deletes those older than the retention
 //!   period, so a reader holding an older snapshot keeps working;
