@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use dumn::model::device::describe;
 use dumn::model::features::FeatureSchema;
-use dumn::model::{Batch, CandidateBatch, Dumn, Example, History, ModelConfig, UserBatch};
+use dumn::model::{Batch, CandidateBatch, Dumn, Example, History, ModelConfig, Rows, UserBatch};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use tch::{Device, Tensor};
 
@@ -50,38 +50,38 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let n = rows.len();
+    let rows = Rows::from_examples(&rows);
     println!(
         "model-only scoring, {} rows ({USERS} users x {CANDIDATES} candidates) on {}",
         n,
         describe(device)
     );
 
-    let per_row = |rows: &[Example]| -> anyhow::Result<Tensor> {
+    let per_row = |count: usize| -> anyhow::Result<Tensor> {
+        let all: Vec<usize> = (0..count).collect();
         let mut outs = Vec::new();
-        for chunk in rows.chunks(ROW_BATCH) {
-            outs.push(model.predict(&Batch::from_examples(&model.config, chunk, device)?));
+        for chunk in all.chunks(ROW_BATCH) {
+            outs.push(model.predict(&Batch::new(&model.config, &rows, chunk, device)?));
         }
         Ok(Tensor::cat(&outs, 0))
     };
+    // Users in order, each with its CANDIDATES rows.
+    let firsts: Vec<usize> = (0..USERS).map(|u| u * CANDIDATES).collect();
+    let all: Vec<usize> = (0..n).collect();
     let two_step = || -> anyhow::Result<Tensor> {
-        let u: Vec<(&[Option<i64>], &History)> =
-            users.iter().map(|(v, h)| (v.as_slice(), h)).collect();
-        let c: Vec<Vec<&[Option<i64>]>> = cands
-            .iter()
-            .map(|cs| cs.iter().map(Vec::as_slice).collect())
-            .collect();
-        let ub = UserBatch::new(&model.config, &u, device)?;
-        let cb = CandidateBatch::new(&model.config, &c, device)?;
+        let c: Vec<&[usize]> = all.chunks(CANDIDATES).collect();
+        let ub = UserBatch::new(&model.config, &rows, &firsts, device)?;
+        let cb = CandidateBatch::new(&model.config, &rows, &c, device)?;
         Ok(tch::no_grad(|| {
             model.candidate_step(&model.user_step(&ub), &cb).sigmoid()
         }))
     };
 
     // Warm up both paths once.
-    let _ = per_row(&rows[..ROW_BATCH])?;
+    let _ = per_row(ROW_BATCH)?;
     let _ = two_step()?;
     let t = Instant::now();
-    let a = per_row(&rows)?.to_device(Device::Cpu);
+    let a = per_row(n)?.to_device(Device::Cpu);
     let per_row_s = t.elapsed().as_secs_f64();
     let reps = 3;
     let t = Instant::now();

@@ -7,7 +7,7 @@ use crate::common::{examples, small_config, with_vocabularies};
 use dumn::model::artifact::{self, DataInfo, MANIFEST_FILE, WEIGHTS_FILE};
 use dumn::model::device::DeviceChoice;
 use dumn::model::scorer::Scorer;
-use dumn::model::{Ablation, Batch, Dumn};
+use dumn::model::{Ablation, Batch, Dumn, Rows};
 use dumn::training::step::Trainer;
 use tch::Device;
 
@@ -170,7 +170,7 @@ fn a_libtorch_panic_fails_the_call_and_leaves_the_scorer_usable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
     save(&trained_model(), &dir);
-    let rows = examples(12, 4);
+    let rows = Rows::from_examples(&examples(12, 4));
     let healthy = Scorer::new(artifact::load(&dir, Device::Cpu).unwrap(), 8)
         .score(&rows)
         .unwrap();

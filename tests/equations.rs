@@ -1,10 +1,10 @@
 //! Each test checks a property that breaks if the equation it names is implemented wrong.
 
-use crate::common::{examples, small_config, with_vocabularies};
+use crate::common::{examples, small_config, user_rows, with_vocabularies};
 use dumn::model::loss::{cosine_distance, triplet_hinge};
 use dumn::model::pair::Pair;
 use dumn::model::purification::{masked_softmax, orthogonal_map};
-use dumn::model::{Ablation, Batch, CandidateBatch, Dumn, History, UserBatch};
+use dumn::model::{Ablation, Batch, CandidateBatch, Dumn, History, Rows, UserBatch};
 use tch::{Device, Kind, Tensor};
 
 fn max_abs(t: &Tensor) -> f64 {
@@ -54,12 +54,8 @@ fn padded_user_batch(model: &Dumn) -> (UserBatch, Vec<Vec<f32>>) {
         items: [vec![9], vec![], vec![], vec![10, 11]],
         feedback: None,
     };
-    let ub = UserBatch::new(
-        &model.config,
-        &[(&[Some(1)], &long), (&[Some(2)], &short)],
-        Device::Cpu,
-    )
-    .unwrap();
+    let rows = user_rows(&[(Some(1), &long), (Some(2), &short)]);
+    let ub = UserBatch::new(&model.config, &rows, &[0, 1], Device::Cpu).unwrap();
     let mask: Vec<f32> = Vec::try_from(ub.seq_mask.flatten(0, -1)).unwrap();
     (ub, vec![mask])
 }
@@ -228,12 +224,8 @@ fn count_aware_pooling_tells_one_matching_item_from_four() {
             items: [vec![], vec![], vec![], vec![7, 7, 7, 7]],
             feedback: None,
         };
-        let ub = UserBatch::new(
-            &model.config,
-            &[(&[Some(1)], &one), (&[Some(1)], &four)],
-            Device::Cpu,
-        )
-        .unwrap();
+        let rows = user_rows(&[(Some(1), &one), (Some(1), &four)]);
+        let ub = UserBatch::new(&model.config, &rows, &[0, 1], Device::Cpu).unwrap();
         let state = model.user_step(&ub);
         let ctx = Tensor::randn([1, 1, 32], (Kind::Float, Device::Cpu)).expand([2, 1, 32], false);
         let f = model.target_attention().unwrap().forward(
@@ -410,23 +402,21 @@ fn two_step_equals_one_step(variant: &str) {
     let counts = [4usize, 1, 3];
     let items: Vec<Vec<Option<i64>>> = (0..8).map(|i| vec![Some(100 + i * 7)]).collect();
     let mut rows = Vec::new();
-    let mut per_user: Vec<Vec<&[Option<i64>]>> = vec![Vec::new(); 3];
-    let mut k = 0;
+    let mut per_user: Vec<Vec<usize>> = vec![Vec::new(); 3];
     for (u, &n) in counts.iter().enumerate() {
         for _ in 0..n {
             let mut e = exs[u * 2].clone();
-            e.item = items[k].clone();
+            e.item = items[rows.len()].clone();
+            per_user[u].push(rows.len());
             rows.push(e);
-            per_user[u].push(items[k].as_slice());
-            k += 1;
         }
     }
     let one_step = model.predict(&Batch::from_examples(&model.config, &rows, Device::Cpu).unwrap());
-    let users: Vec<(&[Option<i64>], &History)> = (0..3)
-        .map(|u| (exs[u * 2].user.as_slice(), &exs[u * 2].history))
-        .collect();
-    let ub = UserBatch::new(&model.config, &users, Device::Cpu).unwrap();
-    let cb = CandidateBatch::new(&model.config, &per_user, Device::Cpu).unwrap();
+    let rows = Rows::from_examples(&rows);
+    let users: Vec<usize> = per_user.iter().map(|r| r[0]).collect();
+    let per_user: Vec<&[usize]> = per_user.iter().map(Vec::as_slice).collect();
+    let ub = UserBatch::new(&model.config, &rows, &users, Device::Cpu).unwrap();
+    let cb = CandidateBatch::new(&model.config, &rows, &per_user, Device::Cpu).unwrap();
     let two_step = tch::no_grad(|| model.candidate_step(&model.user_step(&ub), &cb).sigmoid());
     assert_eq!(two_step.size(), vec![8, 2]);
     let diff = max_abs(&(&one_step - &two_step));
@@ -534,7 +524,13 @@ fn sequence_positions_are_embedded_with_their_item_fields() {
         ],
         feedback: None,
     };
-    let ub = UserBatch::new(&model.config, &[(&[None], &history)], Device::Cpu).unwrap();
+    let ub = UserBatch::new(
+        &model.config,
+        &user_rows(&[(None, &history)]),
+        &[0],
+        Device::Cpu,
+    )
+    .unwrap();
     let seq = model.user_step(&ub).seq_emb.get(0).get(0); // click sequence, [L, E]
     let vars = model.var_store().variables();
     let id_table = &vars["embedding.item.item_id.weight"];

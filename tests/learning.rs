@@ -1,7 +1,7 @@
 //! The model learns a planted signal: loss goes down and held-out AUC rises clearly above 0.5.
 
 use crate::common::small_config;
-use dumn::model::{Ablation, Batch, Dumn};
+use dumn::model::{Ablation, Batch, Dumn, Rows};
 use dumn::synthetic::planted::{self, PlantedConfig};
 use dumn::training::evaluate::evaluate_in_memory;
 use dumn::training::step::{StepStats, Trainer};
@@ -18,6 +18,7 @@ fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
     };
     let (mut train, test) = planted::train_test(&cfg);
     planted::shuffle(&mut train, 42);
+    let test = Rows::from_examples(&test);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
     let before = evaluate_in_memory(&model, &test, 512, Device::Cpu).unwrap();
     let mut trainer = Trainer::new(&model).unwrap();

@@ -16,9 +16,8 @@ use dumn::data::pipeline::{self, ModelInput};
 use dumn::data::script::Params;
 use dumn::engine::session::{context, EngineOptions};
 use dumn::model::artifact;
-use dumn::model::inputs::from_batch;
 use dumn::model::scorer::Scorer;
-use dumn::model::Batch;
+use dumn::model::{Batch, Rows as InputRows};
 use tch::Device;
 
 /// The scoring input of the fixture as one batch, with a row id column `rid` added.
@@ -104,11 +103,10 @@ fn the_udf_equals_the_per_row_forward_whatever_the_batch_size_or_row_order() {
         let loaded = artifact::load(&model_dir, Device::Cpu).unwrap();
         let cfg = loaded.model.config.clone();
         // The reference: the model's one-step forward, one row at a time.
-        let examples = from_batch(&rows, &cfg.schema, false).unwrap();
-        let reference: Vec<(f64, f64)> = examples
-            .iter()
-            .map(|e| {
-                let b = Batch::from_examples(&cfg, std::slice::from_ref(e), Device::Cpu).unwrap();
+        let inputs = InputRows::from_batch(&rows, &cfg.schema, false).unwrap();
+        let reference: Vec<(f64, f64)> = (0..inputs.len())
+            .map(|r| {
+                let b = Batch::new(&cfg, &inputs, &[r], Device::Cpu).unwrap();
                 let p: Vec<f32> = Vec::try_from(loaded.model.predict(&b).flatten(0, -1)).unwrap();
                 (p[0] as f64, p[1] as f64)
             })

@@ -39,8 +39,9 @@ use datafusion::logical_expr::{
 };
 
 use crate::model::features::{FeatureSchema, ValueClass};
-use crate::model::inputs::{from_batch, SEQUENCE_COLUMNS};
+use crate::model::inputs::SEQUENCE_COLUMNS;
 use crate::model::scorer::{Scorer, Scores};
+use crate::model::Rows;
 
 /// Which probability a function returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -346,7 +347,7 @@ impl ScalarUDFImpl for DumnScore {
                 arrays.clone(),
                 &RecordBatchOptions::new().with_row_count(Some(args.number_rows)),
             )?;
-            scorer.score(&from_batch(&batch, scorer.schema(), false)?)
+            scorer.score(&Rows::from_batch(&batch, scorer.schema(), false)?)
         });
         let scores = match scored {
             Ok(s) => s,

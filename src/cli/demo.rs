@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use dumn::model::artifact;
 use dumn::model::device::{describe, DeviceChoice};
 use dumn::model::features::FeatureSchema;
-use dumn::model::{Ablation, Batch, Dumn, ModelConfig};
+use dumn::model::{Ablation, Batch, Dumn, ModelConfig, Rows};
 use dumn::synthetic::planted::{self, PlantedConfig};
 use dumn::training::evaluate::evaluate_in_memory;
 use dumn::training::step::{StepStats, Trainer};
@@ -57,6 +57,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let (mut train, test) = planted::train_test(&data_cfg);
     planted::shuffle(&mut train, args.seed);
+    let (train, test) = (Rows::from_examples(&train), Rows::from_examples(&test));
 
     let mut config = ModelConfig::new(FeatureSchema::ids_only(20_000));
     config.ablation = ablation;
@@ -82,7 +83,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for step in 0..args.steps {
         let start = (step * args.batch_size) % train.len();
         let end = (start + args.batch_size).min(train.len());
-        let batch = Batch::from_examples(&model.config, &train[start..end], device)?;
+        let rows: Vec<usize> = (start..end).collect();
+        let batch = Batch::new(&model.config, &train, &rows, device)?;
         let stats = StepStats::read(&trainer.step(&model, &batch))?;
         window.push(stats.total);
         bar.set_message(format!("loss {:.4}", stats.total));
@@ -131,7 +133,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let manifest = artifact::save(&model, &args.out, Some(data), metrics)?;
     let loaded = artifact::load(&args.out, device)?;
-    let check = Batch::from_examples(&loaded.model.config, &test[..test.len().min(512)], device)?;
+    let first: Vec<usize> = (0..test.len().min(512)).collect();
+    let check = Batch::new(&loaded.model.config, &test, &first, device)?;
     let diff = (model.predict(&check) - loaded.model.predict(&check))
         .abs()
         .max()

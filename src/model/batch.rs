@@ -1,4 +1,6 @@
-//! Rows to tensors: hashing ids, padding sequences, and the masks every equation respects.
+//! [`Rows`] to tensors: hashing ids, padding sequences, and the masks every equation
+//! respects. Tensors are built straight from the rows' columns, by row index: no object
+//! per row on the way.
 //!
 //! The model's input is split the way its forward pass is (see [`super::Dumn`]):
 //! - a [`UserBatch`] holds what depends only on the user (profile fields, four sequences);
@@ -12,62 +14,11 @@
 //! work is done per kind: masked positions contribute exactly zero, so neither length
 //! changes a score.
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use tch::{Device, Tensor};
 
-use super::config::{FeedbackMode, ModelConfig};
-
-/// Index of each feedback kind in [`History::items`].
-pub const CLICK: usize = 0;
-pub const UNCLICK: usize = 1;
-pub const LIKE: usize = 2;
-pub const DISLIKE: usize = 3;
-/// Feedback kind names, in [`History::items`] order.
-pub const FEEDBACK_KINDS: [&str; 4] = ["click", "unclick", "like", "dislike"];
-
-/// A user's four feedback sequences, newest first.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
-    /// Item ids per kind: `[click, unclick, like, dislike]`.
-    pub items: [Vec<i64>; 4],
-    /// Every kind's items merged by time, newest first (the `feedback_seq` column of
-    /// `sql/training_examples.sql`). Only the all-in-one ablation (DUMN_AF) reads it.
-    pub feedback: Option<Vec<i64>>,
-}
-
-impl History {
-    /// The sequences the model reads under `mode`, each newest first and at most `t` long.
-    fn sequences(&self, mode: FeedbackMode, t: usize) -> Result<Vec<Vec<i64>>> {
-        let cut = |v: &Vec<i64>| v.iter().take(t).copied().collect::<Vec<_>>();
-        Ok(match mode {
-            FeedbackMode::Separate => self.items.iter().map(cut).collect(),
-            FeedbackMode::ImplicitOnly => self.items[..2].iter().map(cut).collect(),
-            FeedbackMode::ClickOnly => vec![cut(&self.items[CLICK])],
-            FeedbackMode::NoSequences => vec![Vec::new()],
-            FeedbackMode::AllInOne => match &self.feedback {
-                Some(all) => vec![cut(all)],
-                None => bail!(
-                    "the all-in-one ablation (DUMN_AF) needs the column `feedback_seq`: every \
-                     kind of feedback merged by time, newest first (sql/training_examples.sql \
-                     writes it; scoring SQL does not, so a DUMN_AF model does not score)"
-                ),
-            },
-        })
-    }
-}
-
-/// One training or evaluation row: a user, a target item, the user's history before the
-/// impression, and the two labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Example {
-    /// One value per `schema.user_fields` (`None` = NULL).
-    pub user: Vec<Option<i64>>,
-    /// One value per `schema.item_fields`.
-    pub item: Vec<Option<i64>>,
-    pub history: History,
-    pub click: bool,
-    pub dislike: bool,
-}
+use super::config::ModelConfig;
+use super::inputs::{Example, Rows};
 
 /// The user side of a batch. `U` users, `S` sequences, `L` ≤ T padded positions.
 #[derive(Debug)]
@@ -112,15 +63,16 @@ impl Batch {
     }
 }
 
-fn hash_row(
-    values: &[Option<i64>],
+/// Checks that `cols` has one column per field of `fields`, naming them if not.
+fn check_fields(
+    cols: &[Vec<Option<i64>>],
     fields: &[super::features::FieldSpec],
     side: &str,
-) -> Result<Vec<i64>> {
+) -> Result<()> {
     ensure!(
-        values.len() == fields.len(),
-        "a {side} row has {} values but the schema has {} {side} fields ({})",
-        values.len(),
+        cols.len() == fields.len(),
+        "the rows have {} {side} values but the schema has {} {side} fields ({})",
+        cols.len(),
         fields.len(),
         fields
             .iter()
@@ -128,41 +80,28 @@ fn hash_row(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(values
-        .iter()
-        .zip(fields)
-        .map(|(v, f)| f.index(*v))
-        .collect())
+    Ok(())
 }
 
 impl UserBatch {
-    /// Builds the user side from `(profile values, history)` pairs.
-    pub fn new(
-        config: &ModelConfig,
-        users: &[(&[Option<i64>], &History)],
-        device: Device,
-    ) -> Result<Self> {
+    /// Builds the user side of `users`: user `u` has the profile and sequences of row
+    /// `users[u]` of `rows`.
+    pub fn new(config: &ModelConfig, rows: &Rows, users: &[usize], device: Device) -> Result<Self> {
         ensure!(!users.is_empty(), "a batch needs at least one user");
-        let schema = &config.schema;
-        let n_fields = schema.user_fields.len();
+        let fields = &config.schema.user_fields;
+        check_fields(&rows.user, fields, "user")?;
         let s = config.ablation.num_sequences();
-        let mut user_idx = Vec::with_capacity(users.len() * n_fields);
+        let mut user_idx = Vec::with_capacity(users.len() * fields.len());
         let mut seqs = Vec::with_capacity(users.len());
-        for (values, history) in users {
-            user_idx.extend(hash_row(values, &schema.user_fields, "user")?);
-            seqs.push(history.sequences(config.ablation.feedback, config.seq_len as usize)?);
+        for &r in users {
+            user_idx.extend(rows.user.iter().zip(fields).map(|(c, f)| f.index(c[r])));
+            seqs.push(rows.sequences_of(r, config.ablation.feedback, config.seq_len as usize)?);
         }
-        let len = seqs
-            .iter()
-            .flatten()
-            .map(Vec::len)
-            .max()
-            .unwrap_or(0)
-            .max(1);
         let seq_lens: Vec<i64> = (0..s)
             .map(|k| seqs.iter().map(|u| u[k].len()).max().unwrap_or(0) as i64)
             .collect();
-        let item_field = &schema.item_fields[0];
+        let len = seq_lens.iter().copied().max().unwrap_or(0).max(1) as usize;
+        let item_field = &config.schema.item_fields[0];
         let mut idx = vec![0i64; users.len() * s * len];
         let mut mask = vec![0f32; users.len() * s * len];
         for (u, user_seqs) in seqs.iter().enumerate() {
@@ -177,7 +116,7 @@ impl UserBatch {
         let (u, s, len) = (users.len() as i64, s as i64, len as i64);
         Ok(Self {
             user_idx: Tensor::from_slice(&user_idx)
-                .view([u, n_fields as i64])
+                .view([u, fields.len() as i64])
                 .to_device(device),
             seq_idx: Tensor::from_slice(&idx).view([u, s, len]).to_device(device),
             seq_mask: Tensor::from_slice(&mask)
@@ -193,60 +132,73 @@ impl UserBatch {
 }
 
 impl CandidateBatch {
-    /// `items[u]` lists user `u`'s candidates, each one value per `schema.item_fields`.
+    /// `items[u]` lists user `u`'s candidates, as rows of `rows`.
     pub fn new(
         config: &ModelConfig,
-        items: &[Vec<&[Option<i64>]>],
+        rows: &Rows,
+        items: &[&[usize]],
         device: Device,
     ) -> Result<Self> {
         let fields = &config.schema.item_fields;
-        let c = items.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        check_fields(&rows.item, fields, "item")?;
+        let c = items.iter().map(|i| i.len()).max().unwrap_or(0).max(1);
         let n = fields.len();
         let mut idx = vec![0i64; items.len() * c * n];
-        let mut rows = Vec::with_capacity(items.len());
+        let mut real = Vec::with_capacity(items.len());
         let mut user_of_row = Vec::with_capacity(items.len());
         for (u, cands) in items.iter().enumerate() {
-            for (j, values) in cands.iter().enumerate() {
-                let row = hash_row(values, fields, "item")?;
+            for (j, &r) in cands.iter().enumerate() {
                 let base = (u * c + j) * n;
-                idx[base..base + n].copy_from_slice(&row);
-                rows.push((u * c + j) as i64);
+                for (slot, (col, f)) in idx[base..base + n]
+                    .iter_mut()
+                    .zip(rows.item.iter().zip(fields))
+                {
+                    *slot = f.index(col[r]);
+                }
+                real.push((u * c + j) as i64);
                 user_of_row.push(u as i64);
             }
         }
         let (u, c, n) = (items.len() as i64, c as i64, n as i64);
         Ok(Self {
             item_idx: Tensor::from_slice(&idx).view([u, c, n]).to_device(device),
-            rows: Tensor::from_slice(&rows).to_device(device),
+            rows: Tensor::from_slice(&real).to_device(device),
             user_of_row: Tensor::from_slice(&user_of_row).to_device(device),
         })
     }
 }
 
 impl Batch {
-    /// One user row and one candidate per example.
+    /// One user row and one candidate per row of `rows` listed in `indices`, in that
+    /// order, with their labels.
+    pub fn new(
+        config: &ModelConfig,
+        rows: &Rows,
+        indices: &[usize],
+        device: Device,
+    ) -> Result<Self> {
+        let items: Vec<&[usize]> = indices.iter().map(std::slice::from_ref).collect();
+        let labels: Vec<f32> = indices
+            .iter()
+            .flat_map(|&r| [rows.clicked[r] as u8 as f32, rows.disliked[r] as u8 as f32])
+            .collect();
+        Ok(Self {
+            users: UserBatch::new(config, rows, indices, device)?,
+            cands: CandidateBatch::new(config, rows, &items, device)?,
+            labels: Tensor::from_slice(&labels)
+                .view([indices.len() as i64, 2])
+                .to_device(device),
+        })
+    }
+
+    /// [`Batch::new`] over every one of hand-built `examples`.
     pub fn from_examples(
         config: &ModelConfig,
         examples: &[Example],
         device: Device,
     ) -> Result<Self> {
-        let users: Vec<(&[Option<i64>], &History)> = examples
-            .iter()
-            .map(|e| (e.user.as_slice(), &e.history))
-            .collect();
-        let items: Vec<Vec<&[Option<i64>]>> =
-            examples.iter().map(|e| vec![e.item.as_slice()]).collect();
-        let labels: Vec<f32> = examples
-            .iter()
-            .flat_map(|e| [e.click as u8 as f32, e.dislike as u8 as f32])
-            .collect();
-        Ok(Self {
-            users: UserBatch::new(config, &users, device)?,
-            cands: CandidateBatch::new(config, &items, device)?,
-            labels: Tensor::from_slice(&labels)
-                .view([examples.len() as i64, 2])
-                .to_device(device),
-        })
+        let all: Vec<usize> = (0..examples.len()).collect();
+        Self::new(config, &Rows::from_examples(examples), &all, device)
     }
 
     /// Click labels as a `[B]` float tensor.
@@ -264,6 +216,8 @@ impl Batch {
 mod tests {
     use super::*;
     use crate::model::features::FeatureSchema;
+    use crate::model::inputs::History;
+    use crate::model::FeedbackMode;
 
     fn history() -> History {
         History {
@@ -272,13 +226,28 @@ mod tests {
         }
     }
 
+    /// Rows of `(user id, item id, history)`.
+    fn rows(of: &[(Option<i64>, i64, History)]) -> Rows {
+        let examples: Vec<Example> = of
+            .iter()
+            .map(|(user, item, history)| Example {
+                user: vec![*user],
+                item: vec![Some(*item)],
+                history: history.clone(),
+                click: false,
+                dislike: false,
+            })
+            .collect();
+        Rows::from_examples(&examples)
+    }
+
     #[test]
     fn pads_to_the_longest_sequence_and_masks_padding() {
         let cfg = ModelConfig::new(FeatureSchema::ids_only(50));
-        let h = history();
-        let empty = History::default();
-        let ub = UserBatch::new(&cfg, &[(&[Some(1)], &h), (&[None], &empty)], Device::Cpu).unwrap();
+        let rows = rows(&[(Some(1), 1, history()), (None, 1, History::default())]);
+        let ub = UserBatch::new(&cfg, &rows, &[0, 1], Device::Cpu).unwrap();
         assert_eq!(ub.seq_idx.size(), vec![2, 4, 3]);
+        assert_eq!(ub.seq_lens, vec![3, 1, 0, 2]);
         let mask: Vec<f32> = Vec::try_from(ub.seq_mask.flatten(0, -1)).unwrap();
         assert_eq!(
             &mask[..12],
@@ -299,47 +268,88 @@ mod tests {
     #[test]
     fn the_real_candidates_rows_are_their_positions_past_the_padding_and_their_users() {
         let cfg = ModelConfig::new(FeatureSchema::ids_only(50));
-        let (a, b, c) = ([Some(1)], [Some(2)], [Some(3)]);
-        let items: Vec<Vec<&[Option<i64>]>> = vec![vec![&a, &b], vec![], vec![&c, &a, &b]];
-        let cb = CandidateBatch::new(&cfg, &items, Device::Cpu).unwrap();
+        let h = History::default();
+        let rows = rows(&[(None, 1, h.clone()), (None, 2, h.clone()), (None, 3, h)]);
+        let items: Vec<&[usize]> = vec![&[0, 1], &[], &[2, 0, 1]];
+        let cb = CandidateBatch::new(&cfg, &rows, &items, Device::Cpu).unwrap();
         assert_eq!(
             cb.item_idx.size(),
             vec![3, 3, 1],
             "padded to the most candidates"
         );
-        let rows = Vec::<i64>::try_from(&cb.rows).unwrap();
-        assert_eq!(rows, vec![0, 1, 6, 7, 8]);
+        let real = Vec::<i64>::try_from(&cb.rows).unwrap();
+        assert_eq!(real, vec![0, 1, 6, 7, 8]);
         let users = Vec::<i64>::try_from(&cb.user_of_row).unwrap();
         assert_eq!(users, vec![0, 0, 2, 2, 2]);
+        let idx = Vec::<i64>::try_from(cb.item_idx.flatten(0, -1)).unwrap();
+        let index = |id| cfg.schema.item_fields[0].index(Some(id));
+        assert_eq!(
+            idx,
+            vec![index(1), index(2), 0, 0, 0, 0, index(3), index(1), index(2)]
+        );
+    }
+
+    #[test]
+    fn a_batch_takes_the_rows_it_is_given_in_that_order_with_their_labels() {
+        let cfg = ModelConfig::new(FeatureSchema::ids_only(50));
+        let mut examples: Vec<Example> = (0..4)
+            .map(|i| Example {
+                user: vec![Some(i)],
+                item: vec![Some(10 + i)],
+                history: History {
+                    items: [vec![i + 1], vec![], vec![], vec![]],
+                    feedback: None,
+                },
+                click: i % 2 == 0,
+                dislike: i == 3,
+            })
+            .collect();
+        let rows = Rows::from_examples(&examples);
+        let picked = Batch::new(&cfg, &rows, &[3, 0], Device::Cpu).unwrap();
+        examples = vec![examples[3].clone(), examples[0].clone()];
+        let direct = Batch::from_examples(&cfg, &examples, Device::Cpu).unwrap();
+        for (a, b) in [
+            (&picked.users.user_idx, &direct.users.user_idx),
+            (&picked.users.seq_idx, &direct.users.seq_idx),
+            (&picked.cands.item_idx, &direct.cands.item_idx),
+        ] {
+            assert!(a.equal(b));
+        }
+        let labels = Vec::<f32>::try_from(picked.labels.flatten(0, -1)).unwrap();
+        assert_eq!(labels, vec![0., 1., 1., 0.]);
     }
 
     #[test]
     fn sequences_are_capped_at_t() {
         let mut cfg = ModelConfig::new(FeatureSchema::ids_only(50));
         cfg.seq_len = 2;
-        let h = history();
-        let ub = UserBatch::new(&cfg, &[(&[Some(1)], &h)], Device::Cpu).unwrap();
+        let rows = rows(&[(Some(1), 1, history())]);
+        let ub = UserBatch::new(&cfg, &rows, &[0], Device::Cpu).unwrap();
         assert_eq!(ub.seq_idx.size(), vec![1, 4, 2]);
     }
 
     #[test]
     fn all_in_one_reads_the_merged_sequence_capped_at_t() {
-        let h = history();
-        let seqs = h.sequences(FeedbackMode::AllInOne, 4).unwrap();
-        assert_eq!(seqs, vec![vec![1, 5, 4, 2]]);
+        let merged = rows(&[(Some(1), 1, history())]);
+        let seqs = merged.sequences_of(0, FeedbackMode::AllInOne, 4).unwrap();
+        assert_eq!(seqs, vec![&[1, 5, 4, 2][..]]);
         let unmerged = History {
             feedback: None,
-            ..h
+            ..history()
         };
-        let err = unmerged.sequences(FeedbackMode::AllInOne, 4).unwrap_err();
+        let unmerged = rows(&[(Some(1), 1, unmerged)]);
+        let err = unmerged
+            .sequences_of(0, FeedbackMode::AllInOne, 4)
+            .unwrap_err();
         assert!(err.to_string().contains("feedback_seq"), "{err}");
     }
 
     #[test]
     fn wrong_field_count_names_the_fields() {
         let cfg = ModelConfig::new(FeatureSchema::ids_only(50));
-        let h = History::default();
-        let err = UserBatch::new(&cfg, &[(&[Some(1), Some(2)], &h)], Device::Cpu).unwrap_err();
+        let mut rows = rows(&[(Some(1), 1, History::default())]);
+        rows.user.push(vec![Some(2)]);
+        let err = UserBatch::new(&cfg, &rows, &[0], Device::Cpu).unwrap_err();
         assert!(err.to_string().contains("user_id"), "{err}");
     }
 }

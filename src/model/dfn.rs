@@ -29,7 +29,7 @@
 
 use tch::{nn, Kind, Tensor};
 
-use super::batch::{CLICK, DISLIKE, UNCLICK};
+use super::inputs::{CLICK, DISLIKE, UNCLICK};
 use super::params::{einsum, uniform};
 use super::purification::{attention, masked_softmax};
 

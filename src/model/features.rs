@@ -87,7 +87,7 @@ pub struct Coverage {
 
 /// The class of values a feature column held in training. A value finds its row by its
 /// class: the integer 3 and the text "3" hash differently, so scoring must see the class
-/// training saw (checked in [`super::inputs::from_batch`]).
+/// training saw (checked in [`super::inputs::Rows::from_batch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueClass {

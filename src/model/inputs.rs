@@ -1,4 +1,6 @@
-//! From the data plane's Arrow rows to the model's [`Example`]s.
+//! The model's input rows: from the data plane's Arrow batches to [`Rows`], held column by
+//! column the way the batches hold them (no object per row), and the one-row [`Example`]
+//! that generated data and tests build by hand.
 //!
 //! Contract: a batch of `training_examples` or `scoring_input` rows holds the columns that
 //! the [`FeatureSchema`] names (`user_id` and the user features, `item_id` and the item
@@ -16,8 +18,16 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 
+use super::config::FeedbackMode;
 use super::features::{FeatureSchema, FieldSpec, ValueClass};
-use super::{Example, History, FEEDBACK_KINDS};
+
+/// Index of each feedback kind in [`History::items`] and [`Rows::sequences`].
+pub const CLICK: usize = 0;
+pub const UNCLICK: usize = 1;
+pub const LIKE: usize = 2;
+pub const DISLIKE: usize = 3;
+/// Feedback kind names, in [`History::items`] order.
+pub const FEEDBACK_KINDS: [&str; 4] = ["click", "unclick", "like", "dislike"];
 
 /// The sequence column of each feedback kind, in [`History::items`] order.
 pub const SEQUENCE_COLUMNS: [&str; 4] = ["click_seq", "unclick_seq", "like_seq", "dislike_seq"];
@@ -97,31 +107,6 @@ pub fn categorical(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> 
     Ok(out)
 }
 
-/// A list-of-ids column; NULL lists and NULL elements are read as empty / skipped.
-pub fn id_lists(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<i64>>> {
-    let col = column(batch, name)?;
-    let col = cast(col, &DataType::new_list(DataType::Int64, true)).with_context(|| {
-        format!(
-            "column `{name}` must be a list of integer ids, found {}",
-            col.data_type()
-        )
-    })?;
-    let lists = col.as_list::<i32>();
-    let values = lists.values().as_primitive::<Int64Type>();
-    let offsets = lists.value_offsets();
-    Ok((0..lists.len())
-        .map(|i| {
-            if lists.is_null(i) {
-                return Vec::new();
-            }
-            (offsets[i] as usize..offsets[i + 1] as usize)
-                .filter(|&j| values.is_valid(j))
-                .map(|j| values.value(j))
-                .collect()
-        })
-        .collect())
-}
-
 fn labels(batch: &RecordBatch, name: &str) -> Result<Vec<bool>> {
     let col = column(batch, name)?;
     let n = col.len();
@@ -173,51 +158,383 @@ fn check_class(batch: &RecordBatch, f: &FieldSpec) -> Result<()> {
     }
 }
 
-/// Converts a batch to examples. With `with_labels`, `clicked` and `disliked` are read
-/// (they must be 0/1); without, both labels are false.
-pub fn from_batch(
-    batch: &RecordBatch,
-    schema: &FeatureSchema,
-    with_labels: bool,
-) -> Result<Vec<Example>> {
-    let n = batch.num_rows();
-    let read = |fields: &[FieldSpec]| -> Result<Vec<Vec<Option<i64>>>> {
-        fields
-            .iter()
-            .map(|f| {
-                check_class(batch, f)?;
-                categorical(batch, &f.name)
-            })
-            .collect()
-    };
-    let users = read(&schema.user_fields)?;
-    let items = read(&schema.item_fields)?;
-    let seqs: Vec<Vec<Vec<i64>>> = SEQUENCE_COLUMNS
-        .iter()
-        .map(|c| id_lists(batch, c))
-        .collect::<Result<_>>()?;
-    let (clicked, disliked) = if with_labels {
-        (labels(batch, "clicked")?, labels(batch, "disliked")?)
-    } else {
-        (vec![false; n], vec![false; n])
-    };
-    debug_assert_eq!(FEEDBACK_KINDS.len(), SEQUENCE_COLUMNS.len());
-    let mut feedback = batch
-        .column_by_name(MERGED_SEQUENCE_COLUMN)
-        .map(|_| id_lists(batch, MERGED_SEQUENCE_COLUMN).map(Vec::into_iter))
-        .transpose()?;
-    let mut seqs: Vec<std::vec::IntoIter<Vec<i64>>> =
-        seqs.into_iter().map(Vec::into_iter).collect();
-    Ok((0..n)
-        .map(|r| Example {
-            user: users.iter().map(|c| c[r]).collect(),
-            item: items.iter().map(|c| c[r]).collect(),
-            history: History {
-                items: std::array::from_fn(|k| seqs[k].next().unwrap_or_default()),
-                feedback: feedback.as_mut().and_then(Iterator::next),
-            },
-            click: clicked[r],
-            dislike: disliked[r],
+/// Lists of ids, flattened as an Arrow list column is: list `r` is
+/// `values[offsets[r]..offsets[r + 1]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdLists {
+    offsets: Vec<usize>,
+    values: Vec<i64>,
+}
+
+impl Default for IdLists {
+    fn default() -> Self {
+        Self {
+            offsets: vec![0],
+            values: Vec::new(),
+        }
+    }
+}
+
+impl IdLists {
+    /// A list-of-ids column. NULL lists are read as empty and NULL elements are skipped.
+    pub fn from_column(batch: &RecordBatch, name: &str) -> Result<Self> {
+        let col = column(batch, name)?;
+        let col = cast(col, &DataType::new_list(DataType::Int64, true)).with_context(|| {
+            format!(
+                "column `{name}` must be a list of integer ids, found {}",
+                col.data_type()
+            )
+        })?;
+        let lists = col.as_list::<i32>();
+        let values = lists.values().as_primitive::<Int64Type>();
+        let offsets = lists.value_offsets();
+        let (first, last) = (offsets[0] as usize, offsets[lists.len()] as usize);
+        if lists.null_count() == 0 && values.slice(first, last - first).null_count() == 0 {
+            // The usual case: one copy of the values, offsets rebased to 0.
+            return Ok(Self {
+                offsets: offsets.iter().map(|&o| o as usize - first).collect(),
+                values: values.values()[first..last].to_vec(),
+            });
+        }
+        let mut out = Self::default();
+        for r in 0..lists.len() {
+            if lists.is_valid(r) {
+                let range = offsets[r] as usize..offsets[r + 1] as usize;
+                out.values.extend(
+                    range
+                        .filter(|&j| values.is_valid(j))
+                        .map(|j| values.value(j)),
+                );
+            }
+            out.offsets.push(out.values.len());
+        }
+        Ok(out)
+    }
+
+    /// List `r`.
+    pub fn get(&self, r: usize) -> &[i64] {
+        &self.values[self.offsets[r]..self.offsets[r + 1]]
+    }
+
+    /// The number of lists.
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a list at the end.
+    pub fn push(&mut self, list: &[i64]) {
+        self.values.extend_from_slice(list);
+        self.offsets.push(self.values.len());
+    }
+
+    /// Adds `other`'s lists at the end.
+    fn append(&mut self, other: &IdLists) {
+        let base = self.values.len();
+        self.values.extend_from_slice(&other.values);
+        self.offsets
+            .extend(other.offsets[1..].iter().map(|&o| o + base));
+    }
+}
+
+/// A user's four feedback sequences, newest first: one row's history in an [`Example`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Item ids per kind: `[click, unclick, like, dislike]`.
+    pub items: [Vec<i64>; 4],
+    /// Every kind's items merged by time, newest first (the `feedback_seq` column of
+    /// `sql/training_examples.sql`). Only the all-in-one ablation (DUMN_AF) reads it.
+    pub feedback: Option<Vec<i64>>,
+}
+
+/// One training or evaluation row, built by hand: a user, a target item, the user's
+/// history before the impression, and the two labels. Generated data and tests build
+/// these; the data plane's batches become [`Rows`] directly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// One value per `schema.user_fields` (`None` = NULL).
+    pub user: Vec<Option<i64>>,
+    /// One value per `schema.item_fields`.
+    pub item: Vec<Option<i64>>,
+    pub history: History,
+    pub click: bool,
+    pub dislike: bool,
+}
+
+/// Model input rows, column by column: what every tensor of a batch is built from
+/// ([`super::UserBatch`], [`super::CandidateBatch`], [`super::Batch`]).
+///
+/// Contract: every column has [`Rows::len`] entries; `user[f]` and `item[f]` follow
+/// `schema.user_fields` and `schema.item_fields` (ids as [`categorical`] reads them);
+/// sequences are newest first, uncut (the model cuts them to its `T`); `feedback` is
+/// present only when every row has it (the training SQL's `feedback_seq`); the labels are
+/// false where none were read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// `[field][row]`.
+    pub user: Vec<Vec<Option<i64>>>,
+    /// `[field][row]`.
+    pub item: Vec<Vec<Option<i64>>>,
+    /// `[click, unclick, like, dislike]`.
+    pub sequences: [IdLists; 4],
+    pub feedback: Option<IdLists>,
+    pub clicked: Vec<bool>,
+    pub disliked: Vec<bool>,
+}
+
+impl Rows {
+    /// Reads a batch's model inputs. With `with_labels`, `clicked` and `disliked` are read
+    /// (they must be 0/1); without, both labels are false.
+    pub fn from_batch(
+        batch: &RecordBatch,
+        schema: &FeatureSchema,
+        with_labels: bool,
+    ) -> Result<Self> {
+        let n = batch.num_rows();
+        let read = |fields: &[FieldSpec]| -> Result<Vec<Vec<Option<i64>>>> {
+            fields
+                .iter()
+                .map(|f| {
+                    check_class(batch, f)?;
+                    categorical(batch, &f.name)
+                })
+                .collect()
+        };
+        let sequences = [0, 1, 2, 3].map(|k| IdLists::from_column(batch, SEQUENCE_COLUMNS[k]));
+        let [click, unclick, like, dislike] = sequences;
+        let (clicked, disliked) = if with_labels {
+            (labels(batch, "clicked")?, labels(batch, "disliked")?)
+        } else {
+            (vec![false; n], vec![false; n])
+        };
+        Ok(Self {
+            user: read(&schema.user_fields)?,
+            item: read(&schema.item_fields)?,
+            sequences: [click?, unclick?, like?, dislike?],
+            feedback: batch
+                .column_by_name(MERGED_SEQUENCE_COLUMN)
+                .map(|_| IdLists::from_column(batch, MERGED_SEQUENCE_COLUMN))
+                .transpose()?,
+            clicked,
+            disliked,
         })
-        .collect())
+    }
+
+    /// The rows of hand-built examples (all with the same number of fields).
+    pub fn from_examples(examples: &[Example]) -> Self {
+        let field = |count: usize, of: fn(&Example) -> &[Option<i64>]| -> Vec<Vec<Option<i64>>> {
+            (0..count)
+                .map(|f| examples.iter().map(|e| of(e)[f]).collect())
+                .collect()
+        };
+        let lists = |of: &dyn Fn(&Example) -> &[i64]| {
+            let mut out = IdLists::default();
+            examples.iter().for_each(|e| out.push(of(e)));
+            out
+        };
+        let first = examples.first();
+        Self {
+            user: field(first.map_or(0, |e| e.user.len()), |e| &e.user),
+            item: field(first.map_or(0, |e| e.item.len()), |e| &e.item),
+            sequences: [0, 1, 2, 3].map(|k| lists(&|e| &e.history.items[k])),
+            feedback: examples
+                .iter()
+                .all(|e| e.history.feedback.is_some())
+                .then(|| lists(&|e| e.history.feedback.as_deref().unwrap_or_default())),
+            clicked: examples.iter().map(|e| e.click).collect(),
+            disliked: examples.iter().map(|e| e.dislike).collect(),
+        }
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.clicked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds `other`'s rows at the end (both read with the same schema). The merged
+    /// sequence is kept only when both have it.
+    pub fn append(&mut self, other: Rows) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let extend = |mine: &mut Vec<Vec<Option<i64>>>, theirs: &Vec<Vec<Option<i64>>>| {
+            mine.iter_mut()
+                .zip(theirs)
+                .for_each(|(a, b)| a.extend_from_slice(b));
+        };
+        extend(&mut self.user, &other.user);
+        extend(&mut self.item, &other.item);
+        for (a, b) in self.sequences.iter_mut().zip(&other.sequences) {
+            a.append(b);
+        }
+        self.feedback = match (self.feedback.take(), &other.feedback) {
+            (Some(mut a), Some(b)) => {
+                a.append(b);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.clicked.extend_from_slice(&other.clicked);
+        self.disliked.extend_from_slice(&other.disliked);
+    }
+
+    /// The rows `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Rows {
+        let pick = |cols: &Vec<Vec<Option<i64>>>| -> Vec<Vec<Option<i64>>> {
+            cols.iter()
+                .map(|c| indices.iter().map(|&r| c[r]).collect())
+                .collect()
+        };
+        let lists = |l: &IdLists| {
+            let mut out = IdLists::default();
+            indices.iter().for_each(|&r| out.push(l.get(r)));
+            out
+        };
+        Rows {
+            user: pick(&self.user),
+            item: pick(&self.item),
+            sequences: [0, 1, 2, 3].map(|k| lists(&self.sequences[k])),
+            feedback: self.feedback.as_ref().map(lists),
+            clicked: indices.iter().map(|&r| self.clicked[r]).collect(),
+            disliked: indices.iter().map(|&r| self.disliked[r]).collect(),
+        }
+    }
+
+    /// Whether rows `a` and `b` have the same user inputs: profile values and the four
+    /// sequences.
+    pub fn same_user(&self, a: usize, b: usize) -> bool {
+        self.user.iter().all(|c| c[a] == c[b])
+            && self.sequences.iter().all(|s| s.get(a) == s.get(b))
+    }
+
+    /// Hashes row `r`'s user inputs (what [`Rows::same_user`] compares).
+    pub fn hash_user(&self, r: usize, state: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        self.user.iter().for_each(|c| c[r].hash(state));
+        self.sequences.iter().for_each(|s| s.get(r).hash(state));
+    }
+
+    /// The sequences the model reads under `mode` for row `r`, each newest first and at
+    /// most `t` long.
+    pub fn sequences_of(&self, r: usize, mode: FeedbackMode, t: usize) -> Result<Vec<&[i64]>> {
+        fn cut(l: &IdLists, r: usize, t: usize) -> &[i64] {
+            let s = l.get(r);
+            &s[..s.len().min(t)]
+        }
+        let cut = |l| cut(l, r, t);
+        Ok(match mode {
+            FeedbackMode::Separate => self.sequences.iter().map(cut).collect(),
+            FeedbackMode::ImplicitOnly => self.sequences[..2].iter().map(cut).collect(),
+            FeedbackMode::ClickOnly => vec![cut(&self.sequences[CLICK])],
+            FeedbackMode::NoSequences => vec![&[]],
+            FeedbackMode::AllInOne => match &self.feedback {
+                Some(all) => vec![cut(all)],
+                None => bail!(
+                    "the all-in-one ablation (DUMN_AF) needs the column `feedback_seq`: every \
+                     kind of feedback merged by time, newest first (sql/training_examples.sql \
+                     writes it; scoring SQL does not, so a DUMN_AF model does not score)"
+                ),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, ListArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    /// A batch with `user_id`, `item_id`, and `click_seq` holding `click`; the other three
+    /// sequences empty.
+    fn batch(click: Vec<Option<Vec<Option<i64>>>>) -> RecordBatch {
+        let n = click.len();
+        let list = |v: Vec<Option<Vec<Option<i64>>>>| -> ArrayRef {
+            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(v))
+        };
+        let ids = |base: i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(
+                (0..n as i64).map(|i| base + i),
+            ))
+        };
+        let mut cols = vec![ids(100), ids(200), list(click)];
+        cols.extend((0..3).map(|_| list(vec![Some(vec![]); n])));
+        let fields: Vec<Field> = ["user_id", "item_id"]
+            .iter()
+            .chain(&SEQUENCE_COLUMNS)
+            .zip(&cols)
+            .map(|(name, c)| Field::new(*name, c.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+    }
+
+    #[test]
+    fn lists_read_null_lists_as_empty_and_skip_null_elements_also_in_a_slice() {
+        let b = batch(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
+            Some(vec![Some(3), None, Some(4)]),
+            Some(vec![]),
+            Some(vec![Some(5)]),
+        ]);
+        let all = IdLists::from_column(&b, "click_seq").unwrap();
+        let got: Vec<&[i64]> = (0..all.len()).map(|r| all.get(r)).collect();
+        assert_eq!(got, vec![&[1, 2][..], &[], &[3, 4], &[], &[5]]);
+        // A slice of a batch (its offsets start past 0), without nulls: the fast path.
+        let tail = IdLists::from_column(&b.slice(3, 2), "click_seq").unwrap();
+        assert_eq!((tail.get(0), tail.get(1)), (&[][..], &[5][..]));
+        let head = IdLists::from_column(&b.slice(0, 1), "click_seq").unwrap();
+        assert_eq!(head.len(), 1);
+        assert_eq!(head.get(0), &[1, 2]);
+    }
+
+    #[test]
+    fn appended_and_selected_rows_keep_each_rows_values_together() {
+        let schema = FeatureSchema::ids_only(50);
+        let a = Rows::from_batch(
+            &batch(vec![Some(vec![Some(1)]), Some(vec![Some(2), Some(3)])]),
+            &schema,
+            false,
+        )
+        .unwrap();
+        let b = Rows::from_batch(
+            &batch(vec![Some(vec![Some(4), Some(5), Some(6)])]),
+            &schema,
+            false,
+        )
+        .unwrap();
+        let mut all = a.clone();
+        all.append(b);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.sequences[CLICK].get(2), &[4, 5, 6]);
+        assert_eq!(all.user[0], vec![Some(100), Some(101), Some(100)]);
+        let picked = all.select(&[2, 0]);
+        assert_eq!(picked.user[0], vec![Some(100), Some(100)]);
+        assert_eq!(picked.item[0], vec![Some(200), Some(200)]);
+        assert_eq!(picked.sequences[CLICK].get(0), &[4, 5, 6]);
+        assert_eq!(picked.sequences[CLICK].get(1), &[1]);
+        assert!(
+            picked.same_user(0, 0) && !picked.same_user(0, 1),
+            "same id, other history"
+        );
+    }
+
+    #[test]
+    fn a_missing_sequence_column_is_named() {
+        let b = batch(vec![Some(vec![Some(1)])]);
+        let b = b.project(&[0, 1, 2, 3, 4]).unwrap(); // no dislike_seq
+        let err = Rows::from_batch(&b, &FeatureSchema::ids_only(50), false).unwrap_err();
+        assert!(format!("{err:#}").contains("dislike_seq"), "{err:#}");
+    }
 }

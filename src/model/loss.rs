@@ -20,8 +20,8 @@
 
 use tch::{nn, Kind, Tensor};
 
-use super::batch::{CLICK, DISLIKE, LIKE, UNCLICK};
 use super::config::{ModelConfig, TripletMode};
+use super::inputs::{CLICK, DISLIKE, LIKE, UNCLICK};
 use super::memory::l2_normalize;
 use super::params::{einsum, uniform};
 

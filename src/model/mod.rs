@@ -4,8 +4,8 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`features`] | the feature schema (which columns, how many embedding rows) and id hashing |
-//! | [`inputs`] | Arrow rows of the data plane → [`Example`]s (the model's input columns) |
-//! | [`batch`] | examples → padded tensors ([`Batch`], [`UserBatch`], [`CandidateBatch`]) |
+//! | [`inputs`] | Arrow batches of the data plane → [`Rows`] (the model's input columns, no object per row); the hand-built [`Example`] |
+//! | [`batch`] | rows → padded tensors ([`Batch`], [`UserBatch`], [`CandidateBatch`]) |
 //! | [`config`] | hyper-parameters and the paper's ablation variants |
 //! | [`artifact`] | saving and loading a trained model (safetensors + JSON manifest) |
 //! | [`registry`] | model versions and aliases (`MODELS/<version>/`, `MODELS@latest`) |
@@ -65,12 +65,13 @@ pub mod scorer;
 use anyhow::Result;
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
-pub use batch::{Batch, CandidateBatch, Example, History, UserBatch, FEEDBACK_KINDS};
+pub use batch::{Batch, CandidateBatch, UserBatch};
 pub use config::{Ablation, FeedbackMode, ModelConfig, Network, PairMode, TripletMode};
+pub use inputs::{Example, History, Rows, FEEDBACK_KINDS};
 
-use batch::{CLICK, DISLIKE, LIKE, UNCLICK};
 use dfn::Dfn;
 use embedding::{Embeddings, PositionBuckets};
+use inputs::{CLICK, DISLIKE, LIKE, UNCLICK};
 use loss::TripletLoss;
 use memory::{MemoryWrite, UserMemory};
 use pair::Pair;

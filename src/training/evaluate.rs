@@ -12,8 +12,7 @@ use tch::Device;
 
 use super::dataset::ExampleFiles;
 use super::metrics::{auc, gauc, logloss};
-use crate::model::inputs::from_batch;
-use crate::model::{Batch, Dumn, Example, HEAD_CLICK, HEAD_DISLIKE};
+use crate::model::{Batch, Dumn, Rows, HEAD_CLICK, HEAD_DISLIKE};
 
 /// Which label the model is selected and reported on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -40,10 +39,11 @@ impl Label {
         }
     }
 
-    pub fn of(self, e: &Example) -> bool {
+    /// This label of every row of `rows`.
+    pub fn of(self, rows: &Rows) -> &[bool] {
         match self {
-            Label::Click => e.click,
-            Label::Dislike => e.dislike,
+            Label::Click => &rows.clicked,
+            Label::Dislike => &rows.disliked,
         }
     }
 }
@@ -132,14 +132,15 @@ pub async fn score(
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let (u, _) = ExampleFiles::users_and_times(&batch)?;
-        let rows = from_batch(&batch, schema, true)?;
-        for (chunk, u) in rows.chunks(batch_size).zip(u.chunks(batch_size)) {
-            let b = Batch::from_examples(&model.config, chunk, device)?;
+        let rows = Rows::from_batch(&batch, schema, true)?;
+        let all: Vec<usize> = (0..rows.len()).collect();
+        for chunk in all.chunks(batch_size) {
+            let b = Batch::new(&model.config, &rows, chunk, device)?;
             let p = model.predict(&b).to_device(Device::Cpu);
             scores.extend(Vec::<f32>::try_from(p.select(1, label.head()))?);
-            labels.extend(chunk.iter().map(|e| label.of(e)));
-            users.extend_from_slice(u);
         }
+        labels.extend_from_slice(label.of(&rows));
+        users.extend_from_slice(&u);
     }
     Ok(Scored {
         users,
@@ -158,28 +159,26 @@ pub struct InMemoryMetrics {
     pub rows: usize,
 }
 
-/// Scores `examples` in batches and computes AUC and logloss.
+/// Scores `rows` in batches and computes AUC and logloss.
 pub fn evaluate_in_memory(
     model: &Dumn,
-    examples: &[Example],
+    rows: &Rows,
     batch_size: usize,
     device: Device,
 ) -> Result<InMemoryMetrics> {
-    let mut click = Vec::with_capacity(examples.len());
-    let mut dislike = Vec::with_capacity(examples.len());
-    for chunk in examples.chunks(batch_size.max(1)) {
-        let batch = Batch::from_examples(&model.config, chunk, device)?;
+    let mut click = Vec::with_capacity(rows.len());
+    let mut dislike = Vec::with_capacity(rows.len());
+    let all: Vec<usize> = (0..rows.len()).collect();
+    for chunk in all.chunks(batch_size.max(1)) {
+        let batch = Batch::new(&model.config, rows, chunk, device)?;
         let p = model.predict(&batch).to_device(Device::Cpu);
         click.extend(Vec::<f32>::try_from(p.select(1, HEAD_CLICK))?);
         dislike.extend(Vec::<f32>::try_from(p.select(1, HEAD_DISLIKE))?);
     }
-    let clicked: Vec<bool> = examples.iter().map(|e| e.click).collect();
-    let disliked: Vec<bool> = examples.iter().map(|e| e.dislike).collect();
-    let logloss = logloss(&click, &clicked);
     Ok(InMemoryMetrics {
-        click_auc: auc(&click, &clicked),
-        dislike_auc: auc(&dislike, &disliked),
-        click_logloss: logloss,
-        rows: examples.len(),
+        click_auc: auc(&click, &rows.clicked),
+        dislike_auc: auc(&dislike, &rows.disliked),
+        click_logloss: logloss(&click, &rows.clicked),
+        rows: rows.len(),
     })
 }

@@ -24,8 +24,7 @@ use super::dataset::{ExampleFiles, Part, Split};
 use super::evaluate::{evaluate, score, Label, Metrics, Scored, EVAL_BATCH};
 use super::step::Trainer;
 use crate::io::failure::{Failure, MarkFailure};
-use crate::model::inputs::from_batch;
-use crate::model::{Batch, Dumn, Example, ModelConfig};
+use crate::model::{Batch, Dumn, ModelConfig, Rows};
 
 /// Training steps between two reads of the running loss (each read waits for the
 /// device; progress shows the mean loss of the steps since the last read).
@@ -57,8 +56,8 @@ impl Schedule {
     }
 }
 
-/// One epoch's minibatches: the stream's rows become [`Example`]s, pass through the
-/// shuffle buffer (`shuffle_buffer` rows, shuffled with `rng`; the remainder smaller than
+/// One epoch's minibatches: the stream's batches become [`Rows`], fill the shuffle buffer
+/// (`shuffle_buffer` rows, whose order is shuffled with `rng`; the remainder smaller than
 /// a minibatch waits for the next round) and leave as minibatches of `batch_size` on
 /// `device`, in order. Built on the training thread ([`Minibatches::next`]) or ahead of
 /// it on a task of their own ([`Minibatches::spawn`]): the batches are the same.
@@ -70,9 +69,11 @@ struct Minibatches {
     shuffle_buffer: usize,
     batch_size: usize,
     /// Rows waiting for the next shuffle.
-    buffer: Vec<Example>,
-    /// Shuffled minibatches' rows, waiting for their tensors.
-    ready: VecDeque<Vec<Example>>,
+    buffer: Rows,
+    /// The last shuffled buffer, and its minibatches (rows of it, in shuffled order)
+    /// waiting for their tensors.
+    shuffled: Rows,
+    ready: VecDeque<Vec<usize>>,
     done: bool,
 }
 
@@ -92,7 +93,8 @@ impl Minibatches {
             rng,
             shuffle_buffer: cfg.shuffle_buffer,
             batch_size: cfg.batch_size,
-            buffer: Vec::with_capacity(cfg.shuffle_buffer),
+            buffer: Rows::default(),
+            shuffled: Rows::default(),
             ready: VecDeque::new(),
             done: false,
         }
@@ -102,34 +104,31 @@ impl Minibatches {
     async fn next(&mut self) -> Result<Option<(Batch, usize)>> {
         loop {
             if let Some(rows) = self.ready.pop_front() {
-                let batch = Batch::from_examples(&self.config, &rows, self.device)?;
+                let batch = Batch::new(&self.config, &self.shuffled, &rows, self.device)?;
                 return Ok(Some((batch, rows.len())));
             }
             if self.done {
                 return Ok(None);
             }
             match self.stream.next().await {
-                Some(batch) => self
-                    .buffer
-                    .extend(from_batch(&batch?, &self.config.schema, true)?),
+                Some(batch) => {
+                    self.buffer
+                        .append(Rows::from_batch(&batch?, &self.config.schema, true)?)
+                }
                 None => self.done = true,
             }
-            if self.buffer.len() >= self.shuffle_buffer || (self.done && !self.buffer.is_empty()) {
-                self.buffer.shuffle(&mut self.rng);
-                let keep = if self.done {
-                    0
-                } else {
-                    self.buffer.len() % self.batch_size
-                };
-                let rest = self.buffer.split_off(self.buffer.len() - keep);
-                let mut rows = std::mem::replace(&mut self.buffer, rest).into_iter();
-                loop {
-                    let chunk: Vec<Example> = rows.by_ref().take(self.batch_size).collect();
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    self.ready.push_back(chunk);
-                }
+            let n = self.buffer.len();
+            if n >= self.shuffle_buffer || (self.done && n > 0) {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.shuffle(&mut self.rng);
+                let keep = if self.done { 0 } else { n % self.batch_size };
+                let rest = self.buffer.select(&order[n - keep..]);
+                self.shuffled = std::mem::replace(&mut self.buffer, rest);
+                self.ready.extend(
+                    order[..n - keep]
+                        .chunks(self.batch_size)
+                        .map(<[usize]>::to_vec),
+                );
             }
         }
     }

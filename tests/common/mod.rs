@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use dumn::model::features::FeatureSchema;
-use dumn::model::{Ablation, Example, ModelConfig};
+use dumn::model::{Ablation, Example, History, ModelConfig, Rows};
 use dumn::synthetic::planted::{self, PlantedConfig};
 
 /// A small configuration (fast on CPU) with every component of the paper present.
@@ -29,6 +29,22 @@ pub fn examples(n_users: usize, seed: u64) -> Vec<Example> {
         ..Default::default()
     })
 }
+/// One row per user, with the user's id and history and no candidate: what a
+/// `UserBatch` is built from (`UserBatch::new(config, &rows, &[0, 1, …], device)`).
+pub fn user_rows(users: &[(Option<i64>, &History)]) -> Rows {
+    let examples: Vec<Example> = users
+        .iter()
+        .map(|(user, history)| Example {
+            user: vec![*user],
+            item: vec![None],
+            history: (*history).clone(),
+            click: false,
+            dislike: false,
+        })
+        .collect();
+    Rows::from_examples(&examples)
+}
+
 pub mod data;
 pub mod s3;
 pub mod scoring;
