@@ -123,6 +123,41 @@ fn eq1_2_attending_each_kind_over_its_own_length_equals_attending_over_all_posit
 }
 
 #[test]
+fn eq3_5_attending_each_kind_over_its_own_length_equals_attending_over_all_positions() {
+    // Target attention cuts each kind's keys to its own longest sequence (at least one
+    // position, as for the empty like sequence here); with and without the null position,
+    // the weights and f must equal those over the common length.
+    for count_aware in [false, true] {
+        tch::manual_seed(6);
+        let mut cfg = small_config(Ablation::default());
+        cfg.count_aware_pooling = count_aware;
+        let model = Dumn::new(cfg, Device::Cpu).unwrap();
+        let (ub, _) = padded_user_batch(&model);
+        let l = ub.seq_mask.size()[2];
+        let state = model.user_step(&ub);
+        let ta = model.target_attention().unwrap();
+        let cut = state.keys.as_ref().unwrap();
+        let widths: Vec<i64> = cut.keys.iter().map(|k| k.size()[1]).collect();
+        assert!(widths.iter().any(|&n| n < l), "{widths:?} of {l}");
+        assert!(widths.iter().all(|&n| n >= 1), "{widths:?}");
+        let full = ta.keys(&state.o, &[]);
+        let ctx = Tensor::randn([2, 3, 32], (Kind::Float, Device::Cpu));
+        let (a, b) = (
+            ta.weights(cut, &ctx, &state.mask),
+            ta.weights(&full, &ctx, &state.mask),
+        );
+        assert_eq!(a.size(), b.size());
+        assert!(max_abs(&(&a - &b)) < 1e-6, "count-aware {count_aware}");
+        let (f_cut, f_full) = (
+            ta.forward(&state.o, cut, &ctx, &state.mask),
+            ta.forward(&state.o, &full, &ctx, &state.mask),
+        );
+        assert!(max_abs(&f_full) > 0.0);
+        assert!(max_abs(&(&f_cut - &f_full)) < 1e-6, "count-aware {count_aware}");
+    }
+}
+
+#[test]
 fn eq3_5_target_attention_ignores_padding_and_empty_sequences_pool_to_zero() {
     tch::manual_seed(3);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();

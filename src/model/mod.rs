@@ -303,7 +303,10 @@ impl Dumn {
             Some(sa) => sa.forward(&seq_emb, &mask, &users.seq_lens),
             None => seq_emb.shallow_clone(),
         };
-        let keys = self.target_attention.as_ref().map(|ta| ta.keys(&o));
+        let keys = self
+            .target_attention
+            .as_ref()
+            .map(|ta| ta.keys(&o, &users.seq_lens));
         let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
         let w_user = self.head_weights(0, e_user.size()[1]);
         let heads = e_user.matmul(&w_user.tr()) + self.head_bias();

@@ -217,13 +217,14 @@ pub struct TargetAttention {
     emb_dim: i64,
 }
 
-/// The candidate-independent half of eq. 3, computed once per user.
+/// The candidate-independent half of eq. 3, computed once per user, for each sequence
+/// over its own length (see [`TargetAttention::keys`]).
 #[derive(Debug)]
 pub struct TargetKeys {
-    /// `[U, S, L, E]`: o_j W^K_t.
-    pub keys: Tensor,
-    /// `[U, S, L]`: o_j · w_pos.
-    pub pos_logit: Tensor,
+    /// Per sequence `k`, `[U, L_k, E]`: o_j W^K_t.
+    pub keys: Vec<Tensor>,
+    /// Per sequence `k`, `[U, L_k]`: o_j · w_pos.
+    pub pos_logit: Vec<Tensor>,
 }
 
 impl TargetAttention {
@@ -248,43 +249,93 @@ impl TargetAttention {
         }
     }
 
-    /// User step: `o` `[U, S, L, E]` → keys.
-    pub fn keys(&self, o: &Tensor) -> TargetKeys {
-        TargetKeys {
-            keys: einsum("usle,sef->uslf", &[o, &self.w_key]),
-            pos_logit: einsum("usle,se->usl", &[o, &self.w_pos]),
-        }
+    /// User step: `o` `[U, S, L, E]` → keys. `lengths` (`[S]`, on the host, see
+    /// [`super::UserBatch::seq_lens`]): no user has a real position past `lengths[k]` in
+    /// sequence `k`, so each sequence's keys (and, per candidate, eq. 3-5) cover its own
+    /// length only, at least one position; an empty `lengths` means `L` for all. Masked
+    /// positions weigh exactly zero, so the cut changes no weight.
+    pub fn keys(&self, o: &Tensor, lengths: &[i64]) -> TargetKeys {
+        let (_, s, l, _) = o.size4().unwrap();
+        let (keys, pos_logit) = (0..s)
+            .map(|k| {
+                let n = lengths.get(k as usize).map_or(l, |&n| n.clamp(1, l));
+                let o_k = o.select(1, k).narrow(1, 0, n); // [U, L_k, E]
+                (
+                    o_k.matmul(&self.w_key.get(k)),
+                    o_k.matmul(&self.w_pos.get(k)),
+                )
+            })
+            .unzip();
+        TargetKeys { keys, pos_logit }
     }
 
-    /// Eq. 3-4: normalised weights `[U, C, S, L]` of each candidate over each sequence.
-    /// `ctx`: `[U, C, D_ctx]` = Concat(e_user, e_item) per candidate; `mask`: `[U, S, L]`.
-    pub fn weights(&self, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
+    /// The candidate side of eq. 3: `[U, C, S]` additive logits and `[U, C, S, E]` queries.
+    fn queries(&self, ctx: &Tensor) -> (Tensor, Tensor) {
         let (u, c, _) = ctx.size3().unwrap();
         let s = self.b.size()[0];
-        let ctx_logit = ctx.matmul(&self.w_ctx) + &self.b; // [U, C, S]
-        let additive = (ctx_logit.unsqueeze(-1) + keys.pos_logit.unsqueeze(1)).relu();
+        let ctx_logit = ctx.matmul(&self.w_ctx) + &self.b;
         let query = ctx.matmul(&self.w_query).view([u, c, s, self.emb_dim]);
+        (ctx_logit, query)
+    }
+
+    /// Eq. 3-4 for sequence `k`: weights `[U, C, L_k]` over its `L_k` keys.
+    fn weights_of(
+        &self,
+        k: i64,
+        keys: &TargetKeys,
+        (ctx_logit, query): &(Tensor, Tensor),
+        mask: &Tensor,
+    ) -> Tensor {
+        let (keys_k, pos_k) = (&keys.keys[k as usize], &keys.pos_logit[k as usize]);
+        let n = keys_k.size()[1];
+        let additive = (ctx_logit.select(2, k).unsqueeze(-1) + pos_k.unsqueeze(1)).relu();
         let product =
-            einsum("ucse,usle->ucsl", &[&query, &keys.keys]) / (self.emb_dim as f64).sqrt();
-        let logits = additive + product;
-        let mask = mask.unsqueeze(1).expand_as(&logits);
+            query.select(2, k).matmul(&keys_k.transpose(1, 2)) / (self.emb_dim as f64).sqrt();
+        let logits = additive + product; // [U, C, L_k]
+        let mask = mask
+            .select(1, k)
+            .narrow(1, 0, n)
+            .unsqueeze(1)
+            .expand_as(&logits);
         match &self.null_logit {
             None => masked_softmax(&logits, &mask),
             Some(null) => {
-                // One more position per sequence, always present, whose value is zero.
-                let l = logits.size()[3];
-                let null = null.view([1, 1, s, 1]).expand([u, c, s, 1], false);
+                // One more position, always present, whose value is zero.
+                let (u, c, _) = logits.size3().unwrap();
+                let null = null.get(k).view([1, 1, 1]).expand([u, c, 1], false);
                 let with_null = Tensor::cat(&[logits, null], -1);
-                let mask = Tensor::cat(&[mask, Tensor::ones_like(&with_null.narrow(3, 0, 1))], -1);
-                masked_softmax(&with_null, &mask).narrow(3, 0, l)
+                let mask = Tensor::cat(&[mask, Tensor::ones_like(&with_null.narrow(2, 0, 1))], -1);
+                masked_softmax(&with_null, &mask).narrow(2, 0, n)
             }
         }
     }
 
+    /// Eq. 3-4: normalised weights `[U, C, S, L]` of each candidate over each sequence (zero
+    /// past a sequence's keys). `ctx`: `[U, C, D_ctx]` = Concat(e_user, e_item) per
+    /// candidate; `mask`: `[U, S, L]`.
+    pub fn weights(&self, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
+        let l = mask.size()[2];
+        let q = self.queries(ctx);
+        let per_kind: Vec<Tensor> = (0..keys.keys.len() as i64)
+            .map(|k| {
+                let w = self.weights_of(k, keys, &q, mask);
+                let n = w.size()[2];
+                w.constant_pad_nd([0, l - n])
+            })
+            .collect();
+        Tensor::stack(&per_kind, 2)
+    }
+
     /// Eq. 5: `f = Σ_j α̃_j o_j` → `[U, C, S, E]`; zero for an empty sequence.
     pub fn forward(&self, o: &Tensor, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
-        let alpha = self.weights(keys, ctx, mask);
-        einsum("ucsl,usle->ucse", &[&alpha, o])
+        let q = self.queries(ctx);
+        let per_kind: Vec<Tensor> = (0..keys.keys.len() as i64)
+            .map(|k| {
+                let alpha = self.weights_of(k, keys, &q, mask); // [U, C, L_k]
+                alpha.matmul(&o.select(1, k).narrow(1, 0, alpha.size()[2])) // [U, C, E]
+            })
+            .collect();
+        Tensor::stack(&per_kind, 2)
     }
 }
 
