@@ -153,7 +153,10 @@ fn eq3_5_attending_each_kind_over_its_own_length_equals_attending_over_all_posit
             ta.forward(&state.o, &full, &ctx, &state.mask),
         );
         assert!(max_abs(&f_full) > 0.0);
-        assert!(max_abs(&(&f_cut - &f_full)) < 1e-6, "count-aware {count_aware}");
+        assert!(
+            max_abs(&(&f_cut - &f_full)) < 1e-6,
+            "count-aware {count_aware}"
+        );
     }
 }
 
