@@ -10,8 +10,9 @@
 //! A training [`Batch`] is the special case of one candidate per user row.
 //!
 //! Sequences are padded only to the longest sequence in the batch (never past T), and
-//! [`UserBatch::seq_lens`] records each kind's own longest, so the self-attention's `L²`
-//! work is done per kind: masked positions contribute exactly zero, so neither length
+//! [`UserBatch::seq_lens`] records each kind's own longest, so the self-attention (eq.
+//! 1-2, `L²` per user) and the target attention (eq. 3-5, `L` per candidate) work on each
+//! kind over its own length: masked positions contribute exactly zero, so neither length
 //! changes a score.
 
 use anyhow::{ensure, Result};
