@@ -76,7 +76,12 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 
 /// One categorical column as ids.
 pub fn categorical(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
-    let col = column(batch, name)?;
+    ids(column(batch, name)?, name)
+}
+
+/// `col`'s values as ids (see the module docs). A dictionary-encoded column is read as its
+/// values' type: each distinct value is turned into an id once, and rows take their key's.
+fn ids(col: &ArrayRef, name: &str) -> Result<Vec<Option<i64>>> {
     let n = col.len();
     let out = match col.data_type() {
         t if t.is_integer() => {
@@ -90,12 +95,26 @@ pub fn categorical(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> 
                 .map(|i| c.is_valid(i).then(|| i64::from(c.value(i))))
                 .collect()
         }
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let c = cast(col, &DataType::Utf8)
                 .with_context(|| format!("column `{name}` cannot be read as text"))?;
             let c = c.as_string::<i32>();
             (0..n)
                 .map(|i| c.is_valid(i).then(|| string_id(c.value(i))))
+                .collect()
+        }
+        DataType::Dictionary(_, _) => {
+            let dict = col.as_any_dictionary();
+            let values = ids(dict.values(), name)?;
+            let keys = dict.normalized_keys();
+            (0..n)
+                .map(|i| {
+                    if col.is_valid(i) {
+                        values[keys[i]]
+                    } else {
+                        None
+                    }
+                })
                 .collect()
         }
         DataType::Null => vec![None; n],
@@ -528,6 +547,35 @@ mod tests {
             picked.same_user(0, 0) && !picked.same_user(0, 1),
             "same id, other history"
         );
+    }
+
+    #[test]
+    fn a_dictionary_encoded_column_gives_the_ids_of_its_plain_values() {
+        use datafusion::arrow::array::{DictionaryArray, StringArray};
+        use datafusion::arrow::datatypes::{Int16Type, Int32Type};
+        let one = |col: ArrayRef| {
+            let schema = Schema::new(vec![Field::new("c", col.data_type().clone(), true)]);
+            let b = RecordBatch::try_new(Arc::new(schema), vec![col]).unwrap();
+            categorical(&b, "c").unwrap()
+        };
+        let text: DictionaryArray<Int32Type> = vec![Some("a"), None, Some("b"), Some("a")]
+            .into_iter()
+            .collect();
+        let plain_text = StringArray::from(vec![Some("a"), None, Some("b"), Some("a")]);
+        assert_eq!(one(Arc::new(text)), one(Arc::new(plain_text)));
+        // Integers stay integers (not the hash of their text), as training reads them.
+        let ints = DictionaryArray::<Int16Type>::try_new(
+            vec![1i16, 0, 1].into(),
+            Arc::new(Int64Array::from(vec![Some(7), None])),
+        )
+        .unwrap();
+        assert_eq!(one(Arc::new(ints)), vec![None, Some(7), None]);
+        let keyed = DictionaryArray::<Int16Type>::try_new(
+            vec![Some(0i16), None, Some(0)].into(),
+            Arc::new(Int64Array::from(vec![42])),
+        )
+        .unwrap();
+        assert_eq!(one(Arc::new(keyed)), vec![Some(42), None, Some(42)]);
     }
 
     #[test]
