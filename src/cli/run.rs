@@ -24,7 +24,8 @@ pub struct ModelArgs {
     /// Overrides the job.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceChoice>,
-    /// Candidates per model call (default: the job's, else 2048). Larger keeps a GPU busier.
+    /// Candidates per model call (default: the job's, else 2048 on a CPU and 16384 on a
+    /// GPU, where larger calls keep the device busier).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Copies of the model that score partitions in parallel, each with an equal share of

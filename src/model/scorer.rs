@@ -29,11 +29,17 @@ use super::features::FeatureSchema;
 use super::inputs::model_inputs;
 use super::{CandidateBatch, Dumn, Rows, UserBatch, HEAD_CLICK, HEAD_DISLIKE};
 
-/// Candidates per model call unless configured otherwise. On 2 CPU cores 2,048 scored
-/// fastest (about 5% ahead of 4,096: every temporary of a pass then stays under the C
-/// allocator's 32 MiB reuse limit, see [`super::device::tune_allocator`]); a GPU wants
-/// larger calls (`--batch-size`).
+/// Candidates per model call on a CPU unless configured otherwise. On 2 CPU cores 2,048
+/// scored fastest (about 5% ahead of 4,096: every temporary of a pass then stays under the
+/// C allocator's 32 MiB reuse limit, see [`super::device::tune_allocator`]).
 pub const DEFAULT_BATCH_SIZE: usize = 2048;
+
+/// Candidates per model call on a GPU unless configured otherwise. A call of 2,048 keeps
+/// an H200 busy for a few milliseconds between waits (docs/benchmarks.md); 16,384 makes
+/// eight times fewer calls with about 0.3 GB of temporaries per call (the memory
+/// controller's `[S, N, 512]` is the largest). Not yet measured against other sizes: no GPU
+/// has been lent since.
+pub const DEFAULT_GPU_BATCH_SIZE: usize = 16_384;
 
 /// Click and dislike probability of one row.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,11 +17,12 @@ use crate::io::failure::{Failure, MarkFailure};
 use crate::io::Location;
 use crate::model::device::DeviceChoice;
 use crate::model::registry;
-use crate::model::scorer::{Scorer, DEFAULT_BATCH_SIZE};
+use crate::model::scorer::{Scorer, DEFAULT_BATCH_SIZE, DEFAULT_GPU_BATCH_SIZE};
 use crate::udfs;
 
 /// Loads the model at `model` (local or s3://) onto `device` as a scorer of at most
-/// `batch_size` candidates per call (default [`DEFAULT_BATCH_SIZE`]) with `workers` copies
+/// `batch_size` candidates per call (default [`DEFAULT_BATCH_SIZE`] on a CPU,
+/// [`DEFAULT_GPU_BATCH_SIZE`] on a GPU) with `workers` copies
 /// of the model (see [`Scorer`]; default: one per core on a CPU, one on a GPU). On a CPU
 /// with several workers, each call's operators get an equal share of the cores
 /// (libtorch's intra-op threads). On 2 cores, 2 workers scored 1.52x the candidates per
@@ -33,7 +34,11 @@ pub async fn load_scorer(
     workers: Option<usize>,
 ) -> Result<Arc<Scorer>> {
     let device = device.resolve().failure(Failure::Infrastructure)?;
-    let batch_size = batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+    let batch_size = batch_size.unwrap_or(if device == tch::Device::Cpu {
+        DEFAULT_BATCH_SIZE
+    } else {
+        DEFAULT_GPU_BATCH_SIZE
+    });
     ensure!(batch_size > 0, "the batch size must be at least 1");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = workers.unwrap_or(if device == tch::Device::Cpu { cores } else { 1 });
