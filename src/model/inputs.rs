@@ -11,7 +11,8 @@
 //!
 //! Categorical cells become ids the way training and scoring both see them: integers as
 //! they are, booleans as 0/1, strings by a stable 64-bit hash (FNV-1a), NULL as `None`
-//! (the padding row). Floats are refused: a feature is categorical; cast it in SQL.
+//! (the padding row), a dictionary-encoded column as its values' type. Floats are refused:
+//! a feature is categorical; cast it in SQL.
 
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
