@@ -20,7 +20,7 @@ fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
     planted::shuffle(&mut train, 42);
     let test = Rows::from_examples(&test);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
-    let before = evaluate_in_memory(&model, &test, 512, Device::Cpu).unwrap();
+    let before = evaluate_in_memory(&model, &test, 512).unwrap();
     let mut trainer = Trainer::new(&model).unwrap();
     let (steps, bs) = (400, 128);
     let mut losses = Vec::new();
@@ -36,7 +36,7 @@ fn a_few_hundred_steps_on_planted_data_learn_the_signal() {
     }
     let first: f64 = losses[..30].iter().sum::<f64>() / 30.0;
     let last: f64 = losses[steps - 30..].iter().sum::<f64>() / 30.0;
-    let after = evaluate_in_memory(&model, &test, 512, Device::Cpu).unwrap();
+    let after = evaluate_in_memory(&model, &test, 512).unwrap();
     let auc = after.click_auc.unwrap();
     eprintln!(
         "click logloss {first:.4} -> {last:.4}; held-out click AUC {:.4} -> {auc:.4}, dislike AUC {:.4}",

@@ -70,7 +70,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         train.len(),
         test.len()
     );
-    let before = evaluate_in_memory(&model, &test, 1024, device)?;
+    let before = evaluate_in_memory(&model, &test, 1024)?;
     let mut trainer = Trainer::new(&model)?;
     let bar = ProgressBar::with_draw_target(Some(args.steps as u64), super::draw_target())
         .with_style(
@@ -105,7 +105,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    let after = evaluate_in_memory(&model, &test, 1024, device)?;
+    let after = evaluate_in_memory(&model, &test, 1024)?;
     let fmt = |a: Option<f64>| a.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     println!(
         "trained {} steps in {secs:.1}s ({:.0} examples/s)",

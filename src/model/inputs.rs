@@ -245,18 +245,23 @@ impl IdLists {
         self.len() == 0
     }
 
-    /// Adds a list at the end.
-    pub fn push(&mut self, list: &[i64]) {
-        self.values.extend_from_slice(list);
-        self.offsets.push(self.values.len());
-    }
-
     /// Adds `other`'s lists at the end.
     fn append(&mut self, other: &IdLists) {
         let base = self.values.len();
         self.values.extend_from_slice(&other.values);
         self.offsets
             .extend(other.offsets[1..].iter().map(|&o| o + base));
+    }
+}
+
+impl<'a> FromIterator<&'a [i64]> for IdLists {
+    fn from_iter<I: IntoIterator<Item = &'a [i64]>>(lists: I) -> Self {
+        let mut out = Self::default();
+        for list in lists {
+            out.values.extend_from_slice(list);
+            out.offsets.push(out.values.len());
+        }
+        out
     }
 }
 
@@ -323,8 +328,8 @@ impl Rows {
                 })
                 .collect()
         };
-        let sequences = [0, 1, 2, 3].map(|k| IdLists::from_column(batch, SEQUENCE_COLUMNS[k]));
-        let [click, unclick, like, dislike] = sequences;
+        let [click, unclick, like, dislike] =
+            SEQUENCE_COLUMNS.map(|c| IdLists::from_column(batch, c));
         let (clicked, disliked) = if with_labels {
             (labels(batch, "clicked")?, labels(batch, "disliked")?)
         } else {
@@ -350,20 +355,17 @@ impl Rows {
                 .map(|f| examples.iter().map(|e| of(e)[f]).collect())
                 .collect()
         };
-        let lists = |of: &dyn Fn(&Example) -> &[i64]| {
-            let mut out = IdLists::default();
-            examples.iter().for_each(|e| out.push(of(e)));
-            out
-        };
         let first = examples.first();
         Self {
             user: field(first.map_or(0, |e| e.user.len()), |e| &e.user),
             item: field(first.map_or(0, |e| e.item.len()), |e| &e.item),
-            sequences: [0, 1, 2, 3].map(|k| lists(&|e| &e.history.items[k])),
+            sequences: std::array::from_fn(|k| {
+                examples.iter().map(|e| &e.history.items[k][..]).collect()
+            }),
             feedback: examples
                 .iter()
-                .all(|e| e.history.feedback.is_some())
-                .then(|| lists(&|e| e.history.feedback.as_deref().unwrap_or_default())),
+                .map(|e| e.history.feedback.as_deref())
+                .collect::<Option<IdLists>>(),
             clicked: examples.iter().map(|e| e.click).collect(),
             disliked: examples.iter().map(|e| e.dislike).collect(),
         }
@@ -413,15 +415,11 @@ impl Rows {
                 .map(|c| indices.iter().map(|&r| c[r]).collect())
                 .collect()
         };
-        let lists = |l: &IdLists| {
-            let mut out = IdLists::default();
-            indices.iter().for_each(|&r| out.push(l.get(r)));
-            out
-        };
+        let lists = |l: &IdLists| indices.iter().map(|&r| l.get(r)).collect();
         Rows {
             user: pick(&self.user),
             item: pick(&self.item),
-            sequences: [0, 1, 2, 3].map(|k| lists(&self.sequences[k])),
+            sequences: self.sequences.each_ref().map(lists),
             feedback: self.feedback.as_ref().map(lists),
             clicked: indices.iter().map(|&r| self.clicked[r]).collect(),
             disliked: indices.iter().map(|&r| self.disliked[r]).collect(),

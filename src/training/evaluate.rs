@@ -125,7 +125,6 @@ pub async fn score(
     label: Label,
     batch_size: usize,
 ) -> Result<Scored> {
-    let device = model.device();
     let schema = &model.config.schema;
     let (mut users, mut scores, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     let mut stream = files.stream(predicate).await?;
@@ -133,12 +132,8 @@ pub async fn score(
         let batch = batch?;
         let (u, _) = ExampleFiles::users_and_times(&batch)?;
         let rows = Rows::from_batch(&batch, schema, true)?;
-        let all: Vec<usize> = (0..rows.len()).collect();
-        for chunk in all.chunks(batch_size) {
-            let b = Batch::new(&model.config, &rows, chunk, device)?;
-            let p = model.predict(&b).to_device(Device::Cpu);
-            scores.extend(Vec::<f32>::try_from(p.select(1, label.head()))?);
-        }
+        let mut heads = predict(model, &rows, batch_size)?;
+        scores.append(&mut heads[label.head() as usize]);
         labels.extend_from_slice(label.of(&rows));
         users.extend_from_slice(&u);
     }
@@ -160,25 +155,30 @@ pub struct InMemoryMetrics {
 }
 
 /// Scores `rows` in batches and computes AUC and logloss.
-pub fn evaluate_in_memory(
-    model: &Dumn,
-    rows: &Rows,
-    batch_size: usize,
-    device: Device,
-) -> Result<InMemoryMetrics> {
-    let mut click = Vec::with_capacity(rows.len());
-    let mut dislike = Vec::with_capacity(rows.len());
-    let all: Vec<usize> = (0..rows.len()).collect();
-    for chunk in all.chunks(batch_size.max(1)) {
-        let batch = Batch::new(&model.config, rows, chunk, device)?;
-        let p = model.predict(&batch).to_device(Device::Cpu);
-        click.extend(Vec::<f32>::try_from(p.select(1, HEAD_CLICK))?);
-        dislike.extend(Vec::<f32>::try_from(p.select(1, HEAD_DISLIKE))?);
-    }
+pub fn evaluate_in_memory(model: &Dumn, rows: &Rows, batch_size: usize) -> Result<InMemoryMetrics> {
+    let [click, dislike] = predict(model, rows, batch_size)?;
     Ok(InMemoryMetrics {
         click_auc: auc(&click, &rows.clicked),
         dislike_auc: auc(&dislike, &rows.disliked),
         click_logloss: logloss(&click, &rows.clicked),
         rows: rows.len(),
     })
+}
+
+/// The probabilities of every row of `rows` per output head (`[click, dislike]`, indexed by
+/// `HEAD_CLICK` and `HEAD_DISLIKE`), in forward passes of at most `batch_size` rows.
+fn predict(model: &Dumn, rows: &Rows, batch_size: usize) -> Result<[Vec<f32>; 2]> {
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let mut heads = [
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    ];
+    for chunk in all.chunks(batch_size.max(1)) {
+        let batch = Batch::new(&model.config, rows, chunk, model.device())?;
+        let p = model.predict(&batch).to_device(Device::Cpu);
+        for (head, out) in [HEAD_CLICK, HEAD_DISLIKE].into_iter().zip(&mut heads) {
+            out.extend(Vec::<f32>::try_from(p.select(1, head))?);
+        }
+    }
+    Ok(heads)
 }

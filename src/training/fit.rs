@@ -100,12 +100,11 @@ impl Minibatches {
         }
     }
 
-    /// The next minibatch and its number of rows; None at the end of the epoch.
-    async fn next(&mut self) -> Result<Option<(Batch, usize)>> {
+    /// The next minibatch; None at the end of the epoch.
+    async fn next(&mut self) -> Result<Option<Batch>> {
         loop {
             if let Some(rows) = self.ready.pop_front() {
-                let batch = Batch::new(&self.config, &self.shuffled, &rows, self.device)?;
-                return Ok(Some((batch, rows.len())));
+                return Batch::new(&self.config, &self.shuffled, &rows, self.device).map(Some);
             }
             if self.done {
                 return Ok(None);
@@ -141,7 +140,7 @@ impl Minibatches {
         mut self,
         ahead: usize,
     ) -> (
-        mpsc::Receiver<Result<(Batch, usize)>>,
+        mpsc::Receiver<Result<Batch>>,
         tokio::task::JoinHandle<StdRng>,
     ) {
         let (tx, rx) = mpsc::channel(ahead.max(1));
@@ -166,7 +165,7 @@ enum Feed {
     Inline(Box<Minibatches>),
     /// Built ahead on a task of their own ([`Minibatches::spawn`]).
     Ahead(
-        mpsc::Receiver<Result<(Batch, usize)>>,
+        mpsc::Receiver<Result<Batch>>,
         tokio::task::JoinHandle<StdRng>,
     ),
 }
@@ -183,8 +182,8 @@ impl Feed {
         }
     }
 
-    /// The next minibatch and its number of rows; None at the end of the epoch.
-    async fn next(&mut self) -> Result<Option<(Batch, usize)>> {
+    /// The next minibatch; None at the end of the epoch.
+    async fn next(&mut self) -> Result<Option<Batch>> {
         match self {
             Feed::Inline(m) => m.next().await,
             Feed::Ahead(rx, _) => rx.recv().await.transpose(),
@@ -395,11 +394,11 @@ pub async fn fit(
             Minibatches::new(stream, model.config.clone(), device, rng, cfg),
             ahead,
         );
-        while let Some((batch, rows)) = feed.next().await? {
+        while let Some(batch) = feed.next().await? {
             trainer.set_learning_rate(base_lr * cfg.schedule.factor(trainer.steps, planned_steps));
             let losses = trainer.step(model, &batch);
             loss_sum += losses.total.to_kind(Kind::Double);
-            seen += rows as u64;
+            seen += batch.size() as u64;
             steps += 1;
             if steps % READ_EVERY == 0 {
                 let sum = loss_sum.double_value(&[]);
