@@ -16,7 +16,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Float32Type;
 use datafusion::prelude::SessionContext;
 use serde_json::json;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use super::compare::{self, Interval};
 use super::dataset::{self, ExampleFiles, FeedbackSummary, Part, Split};
@@ -254,7 +254,7 @@ pub async fn train_variant(
         .vocabularies
         .as_ref()
         .context("the training set was prepared without vocabularies")?;
-    let config = model_config(set, s, ablation)?;
+    let config = model_config(set, s, ablation, device)?;
     let mut model = Dumn::new(config, device)?;
     if model.config.schema.sequences_read_item_fields() {
         let others = model.config.schema.item_fields.len() as i64 - 1;
@@ -288,7 +288,7 @@ pub async fn train_variant(
     if !coverage.is_empty() {
         println!("{variant}: embeddings: {}", coverage.join("; "));
     }
-    let cfg = fit_config(s);
+    let cfg = fit_config(s, device);
     let result = fit(&mut model, &set.files, &set.split, &cfg, progress).await;
     progress.finish();
     let result = result?;
@@ -374,15 +374,20 @@ pub async fn train_variant(
 }
 
 /// The model `train_variant` builds for `variant` from the settings `s` and the
-/// vocabularies of `set`.
-fn model_config(set: &TrainingSet, s: &TrainSettings, ablation: Ablation) -> Result<ModelConfig> {
+/// vocabularies of `set`, to train on `device`.
+fn model_config(
+    set: &TrainingSet,
+    s: &TrainSettings,
+    ablation: Ablation,
+    device: Device,
+) -> Result<ModelConfig> {
     let vocabularies = set
         .vocabularies
         .as_ref()
         .context("the training set was prepared without vocabularies")?;
     let mut config = ModelConfig::new(vocabularies.schema.clone());
     config.seq_len = s.seq_len as i64;
-    config.learning_rate = s.learning_rate.unwrap_or(config.learning_rate);
+    config.learning_rate = s.learning_rate(s.batch_size_on(device), config.learning_rate);
     config.weight_decay = s.weight_decay.unwrap_or(config.weight_decay);
     config.dropout = s.dropout.unwrap_or(config.dropout);
     config.attention_residual = s.attention_residual.unwrap_or(config.attention_residual);
@@ -397,11 +402,11 @@ fn model_config(set: &TrainingSet, s: &TrainSettings, ablation: Ablation) -> Res
     Ok(config)
 }
 
-/// The training loop's settings from `s`.
-fn fit_config(s: &TrainSettings) -> FitConfig {
+/// The training loop's settings from `s`, on `device`.
+fn fit_config(s: &TrainSettings, device: Device) -> FitConfig {
     FitConfig {
         epochs: s.epochs,
-        batch_size: s.batch_size.max(1),
+        batch_size: s.batch_size_on(device),
         patience: s.patience,
         shuffle_buffer: s.shuffle_buffer.max(1),
         seed: s.seed,
@@ -430,14 +435,15 @@ async fn finished_run(
     };
     let report: serde_json::Value = serde_json::from_slice(&report)
         .with_context(|| format!("{} is not JSON", dir.join("report.json")))?;
-    let artifact = artifact::open(dir, s.device.resolve()?).await?;
-    let expected = model_config(set, s, ablation(variant)?)?;
+    let device = s.device.resolve()?;
+    let artifact = artifact::open(dir, device).await?;
+    let expected = model_config(set, s, ablation(variant)?, device)?;
     let data = artifact.manifest.training_data.as_ref();
     let differs = if report["variant"] != json!(variant) {
         Some("another variant")
     } else if serde_json::to_value(&artifact.manifest.config)? != serde_json::to_value(&expected)? {
         Some("another model configuration")
-    } else if report["fit"] != serde_json::to_value(fit_config(s))? {
+    } else if report["fit"] != serde_json::to_value(fit_config(s, device))? {
         Some("other training settings")
     } else if data.map(|d| d.fingerprint.as_str()) != Some(set.fingerprint.as_str()) {
         Some("other training data")
