@@ -14,10 +14,15 @@
 #   DUMN_BENCH_WORKERS: model worker counts to compare end to end, side by side (default
 #     "1 2 N" for N cores; see `--workers`), printed as a second table with each count's
 #     rate relative to one worker
+#   DUMN_BENCH_PRECISION: fp32 (default) or bf16 (`--precision`; the logs are then named
+#     with the device and the precision, e.g. run-4m-cuda-bf16.log)
 # A third table compares the output formats: the same job with `format = "parquet"`, and
 # the seconds each spent publishing (the summary's publish_seconds) within the run.
 set -euo pipefail
 DEVICE="${1:-cpu}"
+PRECISION="${DUMN_BENCH_PRECISION:-fp32}"
+TAG="$DEVICE"
+[ "$PRECISION" = fp32 ] || TAG="$DEVICE-$PRECISION"
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 dumn_release_binary
 WORK="${DUMN_BENCH_DIR:-/tmp/dumn-bench-score}"
@@ -71,43 +76,44 @@ model = "$WORK/model"
 out = "$WORK/out-$size"
 date = "$DATE"
 device = "$DEVICE"
+precision = "$PRECISION"
 TOML
-  measure "run-$size-$DEVICE" "$BIN" run "$WORK/job-$size.toml"
-  measure "run-$size-$DEVICE-parquet" "$BIN" run "$WORK/job-$size.toml" \
+  measure "run-$size-$TAG" "$BIN" run "$WORK/job-$size.toml"
+  measure "run-$size-$TAG-parquet" "$BIN" run "$WORK/job-$size.toml" \
     --set format=parquet --set "out=$WORK/out-$size-parquet"
   for w in $WORKERS; do
-    measure "run-$size-$DEVICE-w$w" "$BIN" run "$WORK/job-$size.toml" --workers "$w"
+    measure "run-$size-$TAG-w$w" "$BIN" run "$WORK/job-$size.toml" --workers "$w"
   done
   [ -f "$WORK/input-$size/_SUCCESS" ] ||
     "$BIN" sequences scoring --data "$WORK/data-$size" --cutoff "$DATE" --out "$WORK/input-$size"
-  measure "model-$size-$DEVICE" "$BIN" sql --model "$WORK/model" --device "$DEVICE" \
+  measure "model-$size-$TAG" "$BIN" sql --model "$WORK/model" --device "$DEVICE" --precision "$PRECISION" \
     --table "input=$WORK/input-$size" \
     -c "SELECT count(*) AS n, avg(s['ctr']) AS ctr FROM (SELECT dumn_score($INPUTS) AS s FROM input)"
 done
 
 echo
-echo "scoring benchmark, $(date -u +%F), device $DEVICE, $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB RAM"
+echo "scoring benchmark, $(date -u +%F), device $DEVICE, $PRECISION, $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB RAM"
 printf "%-4s %9s | %8s %12s %8s | %8s %12s %8s | %s\n" size candidates "e2e s" "cand/s" "peak MB" "model s" "cand/s" "peak MB" "e2e/model rate"
 for size in $SIZES; do
-  rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$DEVICE.log" | grep -o '[0-9]*')
-  read -r es em <"$WORK/run-$size-$DEVICE.time"
-  read -r ms mm <"$WORK/model-$size-$DEVICE.time"
+  rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$TAG.log" | grep -o '[0-9]*')
+  read -r es em <"$WORK/run-$size-$TAG.time"
+  read -r ms mm <"$WORK/model-$size-$TAG.time"
   awk -v n="$size" -v r="$rows" -v es="$es" -v em="$em" -v ms="$ms" -v mm="$mm" 'BEGIN {
     printf "%-4s %9d | %8.2f %12.0f %8.0f | %8.2f %12.0f %8.0f | %.2f\n", n, r, es, r/es, em/1024, ms, r/ms, mm/1024, ms/es }'
 done
-if [ -f "$WORK/run-1m-$DEVICE.time" ] && [ -f "$WORK/run-4m-$DEVICE.time" ]; then
-  read -r _ m1 <"$WORK/run-1m-$DEVICE.time"
-  read -r _ m4 <"$WORK/run-4m-$DEVICE.time"
+if [ -f "$WORK/run-1m-$TAG.time" ] && [ -f "$WORK/run-4m-$TAG.time" ]; then
+  read -r _ m1 <"$WORK/run-1m-$TAG.time"
+  read -r _ m4 <"$WORK/run-4m-$TAG.time"
   awk -v a="$m1" -v b="$m4" 'BEGIN { printf "peak memory end to end, 4M / 1M: %.2f\n", b/a }'
 fi
 echo
 echo "model workers, end to end (dumn run --workers W), $(nproc) cores"
 printf "%-4s %7s | %8s %12s %8s | %s\n" size workers "e2e s" "cand/s" "peak MB" "rate vs 1 worker"
 for size in $SIZES; do
-  rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$DEVICE.log" | grep -o '[0-9]*')
+  rows=$(grep -o 'wrote [0-9]* score rows' "$WORK/run-$size-$TAG.log" | grep -o '[0-9]*')
   base=""
   for w in $WORKERS; do
-    read -r es em <"$WORK/run-$size-$DEVICE-w$w.time"
+    read -r es em <"$WORK/run-$size-$TAG-w$w.time"
     [ -n "$base" ] || base=$es
     awk -v n="$size" -v w="$w" -v r="$rows" -v es="$es" -v em="$em" -v b="$base" 'BEGIN {
       printf "%-4s %7d | %8.2f %12.0f %8.0f | %.2f\n", n, w, es, r/es, em/1024, b/es }'
@@ -118,8 +124,8 @@ echo "publishing, per output format (the same run's summary: publish_seconds of 
 printf "%-4s %-8s | %8s %8s %8s\n" size format "e2e s" "publish" "share"
 for size in $SIZES; do
   for f in delta parquet; do
-    log="$WORK/run-$size-$DEVICE.log"
-    [ "$f" = delta ] || log="$WORK/run-$size-$DEVICE-parquet.log"
+    log="$WORK/run-$size-$TAG.log"
+    [ "$f" = delta ] || log="$WORK/run-$size-$TAG-parquet.log"
     tail -n 1 "$log" | python3 -c '
 import json, sys
 s = json.loads(sys.stdin.read())

@@ -9,9 +9,10 @@
 #     1. CUDA is really available in the binary: a model trains with --device cuda, which
 #        is an error when libtorch sees no GPU;
 #     2. the same candidates scored on CPU and on CUDA agree within 1e-4 (both
-#        probabilities);
+#        probabilities), and CUDA in bf16 (`--precision bf16`) within 2e-2 of CPU fp32;
 #     3. ci/bench-train.sh on cuda (training throughput);
-#     4. ci/bench-score.sh on cuda (1M, 4M), then on cpu (1M, for the speed-up);
+#     4. ci/bench-score.sh on cuda (1M, 4M), in bf16 on cuda (4M), then on cpu (1M, for
+#        the speed-up);
 #     5. a short table at the end. Exit status 1 when a check fails.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,11 @@ pack() {
   strip -o gpu/dumn "$CARGO_TARGET_DIR/release/dumn"
   xz -T0 -6 -f gpu/dumn
   ls -la gpu/
+}
+
+# first_table FILE: the throughput table of a ci/bench-score.sh output (its first table).
+first_table() {
+  sed -n '/^scoring benchmark/,/^$/p' "$1"
 }
 
 device() {
@@ -46,13 +52,16 @@ device() {
   fi
 
   # 2. The same rows on CPU and on CUDA.
-  local agree=FAIL
+  local agree=FAIL bf16=FAIL
   if [ "$cuda" = PASS ]; then
     local inputs="user_id, age_band, region, device, item_id, category, brand, click_seq, unclick_seq, like_seq, dislike_seq"
     "$BIN" sequences scoring --data "$W/small" --cutoff 2026-11-15 --out "$W/input" >/dev/null
-    for d in cpu cuda; do
+    for d in cpu cuda cuda-bf16; do
       rm -f "$W/scores-$d.parquet"
-      "$BIN" sql --model "$W/model" --device "$d" --table "input=$W/input" -c \
+      local precision=fp32
+      [ "$d" = cuda-bf16 ] && precision=bf16
+      "$BIN" sql --model "$W/model" --device "${d%-bf16}" --precision "$precision" \
+        --table "input=$W/input" -c \
         "COPY (SELECT user_id, item_id, max(s['ctr']) AS ctr, max(s['p_dislike']) AS pd
                FROM (SELECT user_id, item_id, dumn_score($inputs) AS s FROM input)
                GROUP BY user_id, item_id) TO '$W/scores-$d.parquet'" >/dev/null
@@ -64,6 +73,13 @@ device() {
                    THEN 'PASS' ELSE 'FAIL' END AS within_1e4
        FROM a JOIN b USING (user_id, item_id)" | tee "$W/agree.txt"
     grep -q PASS "$W/agree.txt" && agree=PASS
+    "$BIN" sql --table "a=$W/scores-cpu.parquet" --table "b=$W/scores-cuda-bf16.parquet" -c \
+      "SELECT count(*) AS rows, max(abs(a.ctr - b.ctr)) AS max_ctr_diff,
+              max(abs(a.pd - b.pd)) AS max_dislike_diff,
+              CASE WHEN max(abs(a.ctr - b.ctr)) < 2e-2 AND max(abs(a.pd - b.pd)) < 2e-2
+                   THEN 'PASS' ELSE 'FAIL' END AS within_2e2
+       FROM a JOIN b USING (user_id, item_id)" | tee "$W/agree-bf16.txt"
+    grep -q PASS "$W/agree-bf16.txt" && bf16=PASS
   fi
 
   # 3. Training throughput on CUDA (paper-size DUMN and the baselines, one epoch each).
@@ -76,10 +92,16 @@ device() {
   # 4. The scoring benchmark: 1M and 4M on CUDA, 1M on CPU for the speed-up.
   if [ "$cuda" = PASS ]; then
     echo "== $(date -u +%T) scoring benchmark, cuda"
-    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" bash ci/bench-score.sh cuda | tail -n 5 | tee "$W/bench-cuda.txt"
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" bash ci/bench-score.sh cuda >"$W/bench-cuda.full"
+    first_table "$W/bench-cuda.full" | tee "$W/bench-cuda.txt"
+    echo "== $(date -u +%T) scoring benchmark, cuda, bf16"
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=4m DUMN_BENCH_WORKERS=1 \
+      DUMN_BENCH_PRECISION=bf16 bash ci/bench-score.sh cuda >"$W/bench-cuda-bf16.full"
+    first_table "$W/bench-cuda-bf16.full" | tee "$W/bench-cuda-bf16.txt"
   fi
   echo "== $(date -u +%T) scoring benchmark, cpu"
-  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=1m bash ci/bench-score.sh cpu | tail -n 3 | tee "$W/bench-cpu.txt"
+  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=1m bash ci/bench-score.sh cpu >"$W/bench-cpu.full"
+  first_table "$W/bench-cpu.full" | tee "$W/bench-cpu.txt"
 
   echo
   echo "gpu check, $(date -u +%F), $(nproc) cores"
@@ -87,13 +109,14 @@ device() {
   echo "| --- | --- |"
   echo "| CUDA available in the binary (train --device cuda) | $cuda |"
   echo "| CPU and CUDA scores agree within 1e-4 | $agree |"
+  echo "| CUDA bf16 scores within 2e-2 of CPU fp32 | $bf16 |"
   [ -f "$W/train-cuda.txt" ] &&
     awk '$1=="DUMN" || $1=="BASE_DIN" || $1=="BASE_FEATURES" { printf "| cuda training %s | %s examples/s |\n", $1, $2 }' "$W/train-cuda.txt"
-  for d in cuda cpu; do
+  for d in cuda cuda-bf16 cpu; do
     [ -f "$W/bench-$d.txt" ] || continue
     awk -v d="$d" '$1=="1m" || $1=="4m" { printf "| %s %s end to end | %s candidates/s, peak %s MB |\n| %s %s model only | %s candidates/s |\n", d, $1, $5, $6, d, $1, $9 }' "$W/bench-$d.txt"
   done
-  [ "$cuda" = PASS ] && [ "$agree" = PASS ]
+  [ "$cuda" = PASS ] && [ "$agree" = PASS ] && [ "$bf16" = PASS ]
 }
 
 case "${1:-}" in

@@ -1,6 +1,7 @@
 //! Each test checks a property that breaks if the equation it names is implemented wrong.
 
 use crate::common::{examples, small_config, user_rows, with_vocabularies};
+use dumn::model::device::{Precision, BF16_TOLERANCE};
 use dumn::model::loss::{cosine_distance, triplet_hinge};
 use dumn::model::pair::Pair;
 use dumn::model::purification::{masked_softmax, orthogonal_map};
@@ -418,6 +419,27 @@ fn every_ablation_switch_changes_the_parameters_or_the_output() {
             || max_abs(&(&out - &full_out)) > 1e-6
             || (loss - full_loss).abs() > 1e-6;
         assert!(differs, "{name} is indistinguishable from DUMN");
+    }
+}
+
+#[test]
+fn bf16_scores_stay_within_the_documented_tolerance_of_fp32_in_every_variant() {
+    let exs = examples(8, 3);
+    for name in Ablation::VARIANTS {
+        tch::manual_seed(9);
+        let cfg = small_config(Ablation::variant(name).unwrap());
+        let mut model = Dumn::new(cfg, Device::Cpu).unwrap();
+        let batch = Batch::from_examples(&model.config, &exs, Device::Cpu).unwrap();
+        let fp32 = model.predict(&batch);
+        model.set_precision(Precision::Bf16);
+        assert_eq!(model.precision(), Precision::Bf16);
+        let bf16 = model.predict(&batch);
+        assert_eq!(bf16.kind(), Kind::BFloat16, "{name} computes in bf16");
+        let diff = max_abs(&(bf16.to_kind(Kind::Float) - &fp32));
+        assert!(
+            diff < BF16_TOLERANCE as f64,
+            "{name}: bf16 is {diff} from fp32"
+        );
     }
 }
 

@@ -16,6 +16,7 @@ use dumn::data::pipeline::{self, ModelInput};
 use dumn::data::script::Params;
 use dumn::engine::session::{context, EngineOptions};
 use dumn::model::artifact;
+use dumn::model::device::{Precision, BF16_TOLERANCE};
 use dumn::model::scorer::Scorer;
 use dumn::model::{Batch, Rows as InputRows};
 use tch::Device;
@@ -159,6 +160,26 @@ fn the_udf_equals_the_per_row_forward_whatever_the_batch_size_or_row_order() {
                 );
             }
         }
+
+        // bf16 (`--precision bf16`), with two workers (each a bf16 copy): every score within
+        // the documented tolerance of fp32's, and not fp32's exactly (the cast happened).
+        let mut loaded = artifact::load(&model_dir, Device::Cpu).unwrap();
+        loaded.model.set_precision(Precision::Bf16);
+        let scorer = Arc::new(Scorer::with_workers(loaded, 64, 2).unwrap());
+        let got = udf_scores(scorer, &shuffled, 100, 3).await;
+        let worst = reference
+            .iter()
+            .enumerate()
+            .map(|(rid, want)| {
+                let have = got[&(rid as u64)];
+                (have.0 - want.0).abs().max((have.1 - want.1).abs())
+            })
+            .fold(0.0, f64::max);
+        eprintln!("bf16: largest difference from fp32 {worst:.2e} over {n} rows");
+        assert!(
+            worst > 0.0 && worst < BF16_TOLERANCE as f64,
+            "bf16 scores are {worst} from fp32"
+        );
     });
 }
 

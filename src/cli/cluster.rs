@@ -8,7 +8,7 @@ use clap::Args;
 
 use dumn::engine::cluster::{self, ExecutorOptions};
 use dumn::model::device::{describe, DeviceChoice};
-use dumn::scoring::session::load_scorer;
+use dumn::scoring::session::{load_scorer, ScorerOptions};
 
 use super::run::ModelArgs;
 
@@ -58,7 +58,14 @@ pub struct ExecutorArgs {
 
 pub async fn scheduler(args: SchedulerArgs) -> Result<()> {
     // The scheduler only plans: the model's manifest is what it reads, on the CPU.
-    let scorer = load_scorer(&args.model, DeviceChoice::Cpu, None, None).await?;
+    let scorer = load_scorer(
+        &args.model,
+        ScorerOptions {
+            device: DeviceChoice::Cpu,
+            ..Default::default()
+        },
+    )
+    .await?;
     let host = args
         .external_host
         .clone()

@@ -9,6 +9,11 @@
 //!
 //! A training [`Batch`] is the special case of one candidate per user row.
 //!
+//! Tensors are built in host memory and then moved to the model's device with [`upload`]:
+//! to a GPU through page-locked (pinned) memory with a non-blocking copy, so a thread that
+//! builds a batch does not wait for the device (the scorer builds outside the model's
+//! lock, training builds ahead on a task of its own with `--prefetch`).
+//!
 //! Sequences are padded only to the longest sequence in the batch (never past T), and
 //! [`UserBatch::seq_lens`] records each kind's own longest, so the self-attention (eq.
 //! 1-2, `L²` per user) and the target attention (eq. 3-5, `L` per candidate) work on each
@@ -64,6 +69,22 @@ impl Batch {
     }
 }
 
+/// `host`, a tensor built in host memory, on `device`. On a CPU it is `host` itself. To
+/// a GPU it is copied from page-locked (pinned) host memory without waiting: the copy is
+/// queued on the device's stream, ahead of any kernel that later reads it, and libtorch's
+/// pinned-memory allocator keeps the host block until the copy has run. One extra host
+/// copy (pageable to pinned) buys a thread that never waits for the device here.
+pub fn upload(host: Tensor, device: Device) -> Tensor {
+    match device {
+        Device::Cpu => host,
+        _ => {
+            let kind = host.kind();
+            host.pin_memory(device)
+                .to_device_(device, kind, true, false)
+        }
+    }
+}
+
 /// Checks that `cols` has one column per field of `fields`, naming them if not.
 fn check_fields(
     cols: &[Vec<Option<i64>>],
@@ -116,13 +137,12 @@ impl UserBatch {
         }
         let (u, s, len) = (users.len() as i64, s as i64, len as i64);
         Ok(Self {
-            user_idx: Tensor::from_slice(&user_idx)
-                .view([u, fields.len() as i64])
-                .to_device(device),
-            seq_idx: Tensor::from_slice(&idx).view([u, s, len]).to_device(device),
-            seq_mask: Tensor::from_slice(&mask)
-                .view([u, s, len])
-                .to_device(device),
+            user_idx: upload(
+                Tensor::from_slice(&user_idx).view([u, fields.len() as i64]),
+                device,
+            ),
+            seq_idx: upload(Tensor::from_slice(&idx).view([u, s, len]), device),
+            seq_mask: upload(Tensor::from_slice(&mask).view([u, s, len]), device),
             seq_lens,
         })
     }
@@ -162,9 +182,9 @@ impl CandidateBatch {
         }
         let (u, c, n) = (items.len() as i64, c as i64, n as i64);
         Ok(Self {
-            item_idx: Tensor::from_slice(&idx).view([u, c, n]).to_device(device),
-            rows: Tensor::from_slice(&real).to_device(device),
-            user_of_row: Tensor::from_slice(&user_of_row).to_device(device),
+            item_idx: upload(Tensor::from_slice(&idx).view([u, c, n]), device),
+            rows: upload(Tensor::from_slice(&real), device),
+            user_of_row: upload(Tensor::from_slice(&user_of_row), device),
         })
     }
 }
@@ -186,9 +206,10 @@ impl Batch {
         Ok(Self {
             users: UserBatch::new(config, rows, indices, device)?,
             cands: CandidateBatch::new(config, rows, &items, device)?,
-            labels: Tensor::from_slice(&labels)
-                .view([indices.len() as i64, 2])
-                .to_device(device),
+            labels: upload(
+                Tensor::from_slice(&labels).view([indices.len() as i64, 2]),
+                device,
+            ),
         })
     }
 

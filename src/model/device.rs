@@ -1,10 +1,11 @@
-//! `--device auto|cpu|cuda|cuda:N`: where the model runs.
+//! `--device auto|cpu|cuda|cuda:N`: where the model runs; `--precision fp32|bf16`: the
+//! float type it scores in.
 
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use tch::Device;
+use tch::{Device, Kind};
 
 /// The user's device choice, as the `--device` flag and the `device` job key spell it:
 /// `auto`, `cpu`, `cuda` (the first GPU) or `cuda:N` (GPU number N, as `nvidia-smi`
@@ -87,6 +88,72 @@ impl From<DeviceChoice> for String {
     }
 }
 
+/// The float type a scoring model computes in (`--precision`, job key `precision`).
+///
+/// `bf16` casts the weights and memories to bfloat16 after loading: half the weights'
+/// memory traffic, and the tensor cores of a recent GPU. Its 8-bit mantissa moves a
+/// probability by up to about 1e-2: at most 6.8e-3 over 49,155 candidates of a DUMN trained
+/// for 4 epochs, 5.6e-3 over 959,360 of the benchmark's model (docs/benchmarks.md); the
+/// tests and `ci/gpu-check.sh` allow [`BF16_TOLERANCE`]. Rankings of candidates whose
+/// scores differ by less may swap. On a 2-core AVX2 CPU it scored at the speed of fp32 with
+/// 2.5 times the peak memory, so it is meant for GPUs. Training always runs in fp32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Precision {
+    /// 32-bit floats, as the model was trained.
+    #[default]
+    Fp32,
+    /// bfloat16 weights and activations.
+    Bf16,
+}
+
+/// The most a `bf16` score may differ from the `fp32` score of the same row (see
+/// [`Precision`]).
+pub const BF16_TOLERANCE: f32 = 2e-2;
+
+impl Precision {
+    /// The tensor kind of the weights.
+    pub fn kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            _ => Err(format!("'{s}' is not a precision: use fp32 or bf16")),
+        }
+    }
+}
+
+impl TryFrom<String> for Precision {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Precision> for String {
+    fn from(p: Precision) -> String {
+        p.to_string()
+    }
+}
+
 /// A short human name for a device.
 pub fn describe(device: Device) -> String {
     match device {
@@ -151,5 +218,20 @@ mod tests {
         let job: Job = toml::from_str("device = \"cuda:1\"").unwrap();
         assert_eq!(job.device, DeviceChoice::Cuda(1));
         assert!(toml::from_str::<Job>("device = \"tpu\"").is_err());
+    }
+
+    #[test]
+    fn precisions_parse_and_print_back() {
+        for (text, p) in [
+            ("fp32", Precision::Fp32),
+            ("BF16", Precision::Bf16),
+            ("bfloat16", Precision::Bf16),
+        ] {
+            let parsed: Precision = text.parse().unwrap();
+            assert_eq!(parsed, p);
+            assert_eq!(parsed.to_string().parse::<Precision>().unwrap(), p);
+        }
+        let err = "fp16".parse::<Precision>().unwrap_err();
+        assert!(err.contains("fp16") && err.contains("bf16"), "{err}");
     }
 }

@@ -27,7 +27,7 @@
 //! The transformer sees the target, so nothing of it is shared between a user's
 //! candidates: DFN's cost per candidate is a transformer pass over three sequences.
 
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 use super::inputs::{CLICK, DISLIKE, UNCLICK};
 use super::params::{einsum, uniform};
@@ -110,7 +110,7 @@ impl Dfn {
         let t = e_item.matmul(&self.target); // [N, E]
         let x = Tensor::cat(&[t.view([n, 1, 1, e]).expand([n, k, 1, e], false), seqs], 2);
         let m = Tensor::cat(
-            &[Tensor::ones([n, k, 1], (Kind::Float, x.device())), seq_mask],
+            &[Tensor::ones([n, k, 1], (x.kind(), x.device())), seq_mask],
             2,
         );
         let h = self.heads;
@@ -136,9 +136,8 @@ impl Dfn {
         let ffn =
             einsum("nklf,kfe->nkle", &[&hidden, &self.ffn2.0]) + self.ffn2.1.view([1, k, 1, e]);
         let z = norm(&(y + ffn), &self.norm2.0, &self.norm2.1) * m.unsqueeze(-1);
-        let internal =
-            z.sum_dim_intlist(2, false, Kind::Float) / m.sum_dim_intlist(2, true, Kind::Float); // [N, 3, E]: f_c, f_u, f_d
-                                                                                                // External: f_c and f_d attend over the unclick positions.
+        let internal = z.sum_dim_intlist(2, false, None) / m.sum_dim_intlist(2, true, None); // [N, 3, E]: f_c, f_u, f_d
+                                                                                             // External: f_c and f_d attend over the unclick positions.
         let unclick = seq_emb.select(1, UNCLICK as i64); // [N, L, E]
         let unclick_mask = mask.select(1, UNCLICK as i64); // [N, L]
         let queries = Tensor::stack(&[internal.select(1, 0), internal.select(1, 2)], 1); // [N, 2, E]

@@ -103,6 +103,11 @@ impl Embeddings {
         Tensor::cat(&parts, -1)
     }
 
+    /// The float type of the tables.
+    pub fn kind(&self) -> tch::Kind {
+        self.item[0].ws.kind()
+    }
+
     /// `e_user`: `[..., n_user_fields]` rows → `[..., n_user_fields·E]`.
     pub fn user(&self, idx: &Tensor) -> Tensor {
         Self::concat(&self.user, idx)

@@ -142,7 +142,7 @@ impl UserMemory {
         let k = l2_normalize(key);
         let m = l2_normalize(&self.per_seq(memory));
         let beta = self.per_seq(&self.log_beta.exp()).view([-1, 1, 1]); // [S, 1, 1]
-        (k.bmm(&m.transpose(1, 2)) * beta).softmax(-1, Kind::Float)
+        (k.bmm(&m.transpose(1, 2)) * beta).softmax(-1, None)
     }
 
     /// Read weights of eq. 9 for a hidden state `[S, N, F]` → `[S, N, m]` (rows sum to 1).
@@ -232,7 +232,7 @@ impl UserMemory {
 /// `x / |x|` over the last axis; zero stays zero.
 pub fn l2_normalize(x: &Tensor) -> Tensor {
     x / (x * x)
-        .sum_dim_intlist(-1, true, Kind::Float)
+        .sum_dim_intlist(-1, true, None)
         .sqrt()
         .clamp_min(1e-8)
 }

@@ -290,11 +290,30 @@ impl Dumn {
         self.vs.device()
     }
 
+    /// Casts every float weight and the memories to `precision`, for scoring (see
+    /// [`device::Precision`]); the forward then computes in that type and returns logits of
+    /// it. Training runs in fp32 only.
+    pub fn set_precision(&mut self, precision: device::Precision) {
+        match precision {
+            device::Precision::Fp32 => self.vs.float(),
+            device::Precision::Bf16 => self.vs.bfloat16(),
+        }
+    }
+
+    /// The float type the weights are in.
+    pub fn precision(&self) -> device::Precision {
+        match self.emb.kind() {
+            Kind::BFloat16 => device::Precision::Bf16,
+            _ => device::Precision::Fp32,
+        }
+    }
+
     /// The user step: `e_user`, sequence embeddings, eq. 1-2, and the user-only halves of
     /// eq. 3 and eq. 8.
     pub fn user_step(&self, users: &UserBatch) -> UserState {
         let e_user = self.emb.user(&users.user_idx);
-        let mask = users.seq_mask.shallow_clone();
+        // The batch's mask is fp32; the forward computes in the weights' type.
+        let mask = users.seq_mask.to_kind(e_user.kind());
         let mut seq_emb = self.emb.sequence(&users.seq_idx, &mask);
         if let Some(p) = &self.positions {
             seq_emb += p.forward(&mask);

@@ -9,7 +9,7 @@
 //! Without the memory network (DUMN-UMN) there is no `r`; the gate keeps its `f` half and
 //! the other fusions pass `f` through.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::config::PairMode;
 use super::params::{einsum, uniform};
@@ -132,7 +132,7 @@ impl Pair {
                 let both = Tensor::stack(&[f, &p], 2); // [N, S, 2, E]
                 let hidden = einsum("nsie,sef->nsif", &[&both, att_w]).tanh();
                 let score = einsum("nsif,sf->nsi", &[&hidden, att_v]);
-                let a = score.softmax(-1, Kind::Float);
+                let a = score.softmax(-1, None);
                 einsum("nsi,nsie->nse", &[&a, &both])
             }
             (_, Some(_)) => panic!(

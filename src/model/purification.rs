@@ -29,7 +29,7 @@
 //!   split into a user-only part (computed once per user in the user step) and a
 //!   candidate-only part, so sharing the user step across candidates stays exact.
 
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 use super::params::{einsum, uniform};
 
@@ -40,7 +40,7 @@ const MASKED: f64 = -1e9;
 /// valid position gets all-zero weights (not NaN).
 pub fn masked_softmax(logits: &Tensor, mask: &Tensor) -> Tensor {
     let shifted = logits + (mask - 1.0) * (-MASKED);
-    shifted.softmax(-1, Kind::Float) * mask
+    shifted.softmax(-1, None) * mask
 }
 
 /// Multi-head scaled dot-product attention of each position over the valid positions of
@@ -346,8 +346,8 @@ const PROJECT_EPS: f64 = 1e-6;
 /// The result is orthogonal to `b`; when `b` is zero (no explicit feedback) `a` is returned
 /// unchanged.
 pub fn orthogonal_map(a: &Tensor, b: &Tensor) -> Tensor {
-    let dot = (a * b).sum_dim_intlist(-1, true, Kind::Float);
-    let norm2 = (b * b).sum_dim_intlist(-1, true, Kind::Float);
+    let dot = (a * b).sum_dim_intlist(-1, true, None);
+    let norm2 = (b * b).sum_dim_intlist(-1, true, None);
     a - b * (dot / (norm2 + PROJECT_EPS))
 }
 

@@ -22,9 +22,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tch::{Device, Tensor};
+use tch::{Device, Kind};
 
 use super::artifact::{Artifact, Manifest};
+use super::device::Precision;
 use super::features::FeatureSchema;
 use super::inputs::model_inputs;
 use super::{CandidateBatch, Dumn, Rows, UserBatch, HEAD_CLICK, HEAD_DISLIKE};
@@ -66,7 +67,8 @@ pub struct ScorerStats {
     pub rows: u64,
     /// User steps run (distinct users per call, summed over calls).
     pub users: u64,
-    /// Time spent holding the model: building tensors, the forward, reading the results.
+    /// Time spent building the input tensors and holding the model (the forward, reading
+    /// the results); not the time spent waiting for a worker.
     pub model_time: Duration,
 }
 
@@ -78,6 +80,9 @@ pub struct ScorerStats {
 #[derive(Debug)]
 pub struct Scorer {
     workers: Vec<Mutex<Dumn>>,
+    /// Where the workers' weights live, and their float type.
+    device: Device,
+    precision: Precision,
     next: AtomicU64,
     manifest: Manifest,
     batch_size: usize,
@@ -89,6 +94,8 @@ impl Scorer {
     /// model call.
     pub fn new(artifact: Artifact, batch_size: usize) -> Self {
         Self {
+            device: artifact.model.device(),
+            precision: artifact.model.precision(),
             workers: vec![Mutex::new(artifact.model)],
             next: AtomicU64::new(0),
             manifest: artifact.manifest,
@@ -108,6 +115,7 @@ impl Scorer {
         for _ in 1..workers.max(1) {
             let mut copy = Dumn::new(first.config.clone(), first.device())
                 .context("building a copy of the model for another worker")?;
+            copy.set_precision(first.precision());
             copy.var_store_mut()
                 .copy(first.var_store())
                 .context("copying the weights to another worker")?;
@@ -151,10 +159,11 @@ impl Scorer {
     }
 
     pub fn device(&self) -> Device {
-        self.workers[0]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .device()
+        self.device
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The input columns in argument order: the user fields (`user_id` first), the item
@@ -173,15 +182,35 @@ impl Scorer {
     }
 
     /// Scores every row (labels are ignored), in input order.
+    ///
+    /// The input tensors of every model call are built (and, to a GPU, queued for copying,
+    /// see [`super::batch::upload`]) before a worker is taken: while one partition's call
+    /// holds the model, the others build theirs, so with one worker on a GPU the host's
+    /// work overlaps the device's. The partitions waiting for the worker are the queue
+    /// between the two, bounded by their number.
     pub fn score(&self, rows: &Rows) -> Result<Vec<Scores>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let users = group_by_user(rows);
-        // A panic in a model call is caught below, inside the lock, so the lock is never
-        // poisoned.
-        let model = self.worker();
         let start = Instant::now();
+        let users = group_by_user(rows);
+        let chunks = chunks(&users, self.batch_size);
+        let config = &self.manifest.config;
+        let inputs = chunks
+            .iter()
+            .map(|chunk| {
+                let users: Vec<usize> = chunk.iter().map(|p| p.rows[0]).collect();
+                let items: Vec<&[usize]> = chunk.iter().map(|p| p.rows).collect();
+                catch_libtorch(|| {
+                    Ok((
+                        UserBatch::new(config, rows, &users, self.device)?,
+                        CandidateBatch::new(config, rows, &items, self.device)?,
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .context("building the model's input tensors")?;
+        let built = start.elapsed();
         let mut out = vec![
             Scores {
                 ctr: f32::NAN,
@@ -189,39 +218,25 @@ impl Scorer {
             };
             rows.len()
         ];
-        let chunks = chunks(&users, self.batch_size);
-        let calls = chunks.len() as u64;
-        for chunk in chunks {
-            // libtorch errors (a bad shape, CUDA out of memory) surface as panics in tch:
-            // caught here, they fail this call with an error and leave the scorer usable.
-            let forward = std::panic::AssertUnwindSafe(|| {
-                tch::no_grad(|| -> Result<Tensor> {
-                    let users: Vec<usize> = chunk.iter().map(|p| p.rows[0]).collect();
-                    let items: Vec<&[usize]> = chunk.iter().map(|p| p.rows).collect();
-                    let device = model.device();
-                    let ub = UserBatch::new(&model.config, rows, &users, device)?;
-                    let cb = CandidateBatch::new(&model.config, rows, &items, device)?;
-                    let state = model.user_step(&ub);
-                    Ok(model.candidate_step(&state, &cb).sigmoid())
-                })
-            });
-            let probs = std::panic::catch_unwind(forward)
-                .unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("no message");
-                    Err(anyhow::anyhow!(
-                        "the model failed (libtorch panicked): {message}"
-                    ))
-                })
-                .context("scoring a batch of candidates")?;
-            let probs = probs.to_device(Device::Cpu).contiguous();
+        // A panic in a model call is caught inside it, so the lock is never poisoned.
+        let model = self.worker();
+        let held = Instant::now();
+        for (chunk, (ub, cb)) in chunks.iter().zip(&inputs) {
+            let probs = catch_libtorch(|| {
+                Ok(tch::no_grad(|| {
+                    let state = model.user_step(ub);
+                    model.candidate_step(&state, cb).sigmoid()
+                }))
+            })
+            .context("scoring a batch of candidates")?;
+            let probs = probs
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .contiguous();
             let ctr: Vec<f32> = Vec::try_from(probs.select(1, HEAD_CLICK))?;
             let dislike: Vec<f32> = Vec::try_from(probs.select(1, HEAD_DISLIKE))?;
             let mut i = 0;
-            for piece in &chunk {
+            for piece in chunk {
                 for &r in piece.rows {
                     out[r] = Scores {
                         ctr: ctr[i],
@@ -232,14 +247,30 @@ impl Scorer {
             }
         }
         drop(model);
+        let busy = built + held.elapsed();
         let c = &self.counters;
-        c.calls.fetch_add(calls, Ordering::Relaxed);
+        c.calls.fetch_add(chunks.len() as u64, Ordering::Relaxed);
         c.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
         c.users.fetch_add(users.len() as u64, Ordering::Relaxed);
-        c.nanos
-            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        c.nanos.fetch_add(busy.as_nanos() as u64, Ordering::Relaxed);
         Ok(out)
     }
+}
+
+/// Runs `f`, turning a panic into an error. libtorch errors (a bad shape, CUDA out of
+/// memory) surface as panics in tch: caught, they fail the call with an error and leave the
+/// scorer usable.
+fn catch_libtorch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(anyhow::anyhow!(
+            "the model failed (libtorch panicked): {message}"
+        ))
+    })
 }
 
 /// Row `r` of `rows` as a key that is equal for rows of the same user (see

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::contract::{self, Inputs};
 use crate::io::job_file::{self, key, Key, KeyKind, Layers};
 use crate::io::Location;
-use crate::model::device::DeviceChoice;
+use crate::model::device::{DeviceChoice, Precision};
 
 /// A scoring job file (TOML; see jobs/demo.toml and docs/job-file.md). Relative paths in
 /// the file are read from the file's folder.
@@ -54,6 +54,8 @@ pub struct Job {
     pub workers: Option<usize>,
     /// Where the model runs: auto, cpu, cuda or cuda:N.
     pub device: Option<DeviceChoice>,
+    /// The float type the model scores in: fp32 or bf16 (see `Precision`).
+    pub precision: Option<Precision>,
     /// Candidates with a higher dislike probability are left out of the ranking.
     #[serde(default = "default_threshold")]
     pub dislike_threshold: f64,
@@ -109,6 +111,7 @@ pub const KEYS: &[Key] = &[
     key("batch_size", KeyKind::Value),
     key("workers", KeyKind::Value),
     key("device", KeyKind::Value),
+    key("precision", KeyKind::Value),
     key("dislike_threshold", KeyKind::Value),
     key("top_k", KeyKind::Value),
     key("lookback_days", KeyKind::Value),

@@ -200,9 +200,10 @@ async fn score_day(
         match cluster {
             Some(url) => format!("the cluster at {url}"),
             None => format!(
-                "{}, {} model worker(s)",
+                "{}, {} model worker(s), {}",
                 describe(scorer.device()),
-                scorer.workers()
+                scorer.workers(),
+                scorer.precision()
             ),
         }
     );

@@ -15,24 +15,35 @@ use crate::engine::cluster::connect;
 use crate::engine::session::{self, EngineOptions};
 use crate::io::failure::{Failure, MarkFailure};
 use crate::io::Location;
-use crate::model::device::DeviceChoice;
+use crate::model::device::{DeviceChoice, Precision};
 use crate::model::registry;
 use crate::model::scorer::{Scorer, DEFAULT_BATCH_SIZE, DEFAULT_GPU_BATCH_SIZE};
 use crate::udfs;
 
+/// How a scoring model runs: the `--device`, `--batch-size`, `--workers` and
+/// `--precision` flags and job keys; `None` picks the default for the device.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScorerOptions {
+    pub device: DeviceChoice,
+    pub batch_size: Option<usize>,
+    pub workers: Option<usize>,
+    pub precision: Precision,
+}
+
 /// Loads the model at `model` (local or s3://) onto `device` as a scorer of at most
 /// `batch_size` candidates per call (default [`DEFAULT_BATCH_SIZE`] on a CPU,
 /// [`DEFAULT_GPU_BATCH_SIZE`] on a GPU) with `workers` copies
-/// of the model (see [`Scorer`]; default: one per core on a CPU, one on a GPU). On a CPU
-/// with several workers, each call's operators get an equal share of the cores
-/// (libtorch's intra-op threads). On 2 cores, 2 workers scored 1.52x the candidates per
-/// second of one worker with 2 threads, end to end (docs/benchmarks.md).
-pub async fn load_scorer(
-    model: &str,
-    device: DeviceChoice,
-    batch_size: Option<usize>,
-    workers: Option<usize>,
-) -> Result<Arc<Scorer>> {
+/// of the model (see [`Scorer`]; default: one per core on a CPU, one on a GPU), its weights
+/// cast to `precision`. On a CPU with several workers, each call's operators get an equal
+/// share of the cores (libtorch's intra-op threads). On 2 cores, 2 workers scored 1.52x the
+/// candidates per second of one worker with 2 threads, end to end (docs/benchmarks.md).
+pub async fn load_scorer(model: &str, options: ScorerOptions) -> Result<Arc<Scorer>> {
+    let ScorerOptions {
+        device,
+        batch_size,
+        workers,
+        precision,
+    } = options;
     let device = device.resolve().failure(Failure::Infrastructure)?;
     let batch_size = batch_size.unwrap_or(if device == tch::Device::Cpu {
         DEFAULT_BATCH_SIZE
@@ -46,9 +57,10 @@ pub async fn load_scorer(
         (1..=256).contains(&workers),
         "workers must be between 1 and 256, not {workers}"
     );
-    let artifact = registry::open(model, device)
+    let mut artifact = registry::open(model, device)
         .await
         .failure(Failure::BadInput)?;
+    artifact.model.set_precision(precision);
     if device == tch::Device::Cpu && workers > 1 {
         tch::set_num_threads((cores / workers).max(1) as i32);
     }
