@@ -75,18 +75,28 @@ impl FromStr for DeviceChoice {
     }
 }
 
-impl TryFrom<String> for DeviceChoice {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
+/// `TryFrom<String>` through `FromStr` and `From<T> for String` through `Display`: what
+/// serde's `try_from = "String", into = "String"` needs, so a job file spells a value as
+/// the flag does.
+macro_rules! spelled_as_text {
+    ($t:ty) => {
+        impl TryFrom<String> for $t {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                s.parse()
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.to_string()
+            }
+        }
+    };
 }
 
-impl From<DeviceChoice> for String {
-    fn from(d: DeviceChoice) -> String {
-        d.to_string()
-    }
-}
+spelled_as_text!(DeviceChoice);
+spelled_as_text!(Precision);
 
 /// The float type a scoring model computes in (`--precision`, job key `precision`).
 ///
@@ -138,19 +148,6 @@ impl FromStr for Precision {
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
             _ => Err(format!("'{s}' is not a precision: use fp32 or bf16")),
         }
-    }
-}
-
-impl TryFrom<String> for Precision {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<Precision> for String {
-    fn from(p: Precision) -> String {
-        p.to_string()
     }
 }
 
@@ -233,5 +230,12 @@ mod tests {
         }
         let err = "fp16".parse::<Precision>().unwrap_err();
         assert!(err.contains("fp16") && err.contains("bf16"), "{err}");
+        #[derive(serde::Deserialize)]
+        struct Job {
+            precision: Precision,
+        }
+        let job: Job = toml::from_str("precision = \"bf16\"").unwrap();
+        assert_eq!(job.precision, Precision::Bf16);
+        assert!(toml::from_str::<Job>("precision = \"fp16\"").is_err());
     }
 }
