@@ -75,8 +75,8 @@ pub struct RunArgs {
     /// docs/job-file.md. Relative paths in it are read from its folder.
     pub job: PathBuf,
     /// Set any job key: KEY=VALUE (e.g. --set top_k=10, --set tables.candidates=s3://…);
-    /// repeatable. Beats the job file and DUMN_<KEY> environment variables; --date,
-    /// --device and --batch-size beat it.
+    /// repeatable. Beats the job file and DUMN_<KEY> environment variables; --date and the
+    /// model flags (--device, --batch-size, --workers, --precision) beat it.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Stop the run after this long (e.g. 90m, 2h) with exit code 5; the day stays as it
