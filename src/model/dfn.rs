@@ -136,8 +136,9 @@ impl Dfn {
         let ffn =
             einsum("nklf,kfe->nkle", &[&hidden, &self.ffn2.0]) + self.ffn2.1.view([1, k, 1, e]);
         let z = norm(&(y + ffn), &self.norm2.0, &self.norm2.1) * m.unsqueeze(-1);
-        let internal = z.sum_dim_intlist(2, false, None) / m.sum_dim_intlist(2, true, None); // [N, 3, E]: f_c, f_u, f_d
-                                                                                             // External: f_c and f_d attend over the unclick positions.
+        // [N, 3, E]: f_c, f_u, f_d.
+        let internal = z.sum_dim_intlist(2, false, None) / m.sum_dim_intlist(2, true, None);
+        // External: f_c and f_d attend over the unclick positions.
         let unclick = seq_emb.select(1, UNCLICK as i64); // [N, L, E]
         let unclick_mask = mask.select(1, UNCLICK as i64); // [N, L]
         let queries = Tensor::stack(&[internal.select(1, 0), internal.select(1, 2)], 1); // [N, 2, E]

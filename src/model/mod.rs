@@ -81,6 +81,16 @@ use purification::{orthogonal_map, SelfAttention, TargetAttention, TargetKeys};
 pub const HEAD_CLICK: i64 = 0;
 pub const HEAD_DISLIKE: i64 = 1;
 
+/// `[N, 2]` probabilities on any device, in any float type → `[click, dislike]` on the
+/// host as f32 (indexed by [`HEAD_CLICK`] and [`HEAD_DISLIKE`]).
+pub fn heads_to_host(probs: &Tensor) -> Result<[Vec<f32>; 2]> {
+    let p = probs.to_device(Device::Cpu).to_kind(Kind::Float);
+    Ok([
+        Vec::try_from(p.select(1, HEAD_CLICK))?,
+        Vec::try_from(p.select(1, HEAD_DISLIKE))?,
+    ])
+}
+
 /// The output of [`Dumn::user_step`] for `U` users: everything the candidates share.
 #[derive(Debug)]
 pub struct UserState {

@@ -8,11 +8,10 @@
 use anyhow::Result;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tch::Device;
 
 use super::dataset::ExampleFiles;
 use super::metrics::{auc, gauc, logloss};
-use crate::model::{Batch, Dumn, Rows, HEAD_CLICK, HEAD_DISLIKE};
+use crate::model::{heads_to_host, Batch, Dumn, Rows, HEAD_CLICK, HEAD_DISLIKE};
 
 /// Which label the model is selected and reported on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -165,8 +164,8 @@ pub fn evaluate_in_memory(model: &Dumn, rows: &Rows, batch_size: usize) -> Resul
     })
 }
 
-/// The probabilities of every row of `rows` per output head (`[click, dislike]`, indexed by
-/// `HEAD_CLICK` and `HEAD_DISLIKE`), in forward passes of at most `batch_size` rows.
+/// The probabilities of every row of `rows` per output head (see [`heads_to_host`]), in
+/// forward passes of at most `batch_size` rows.
 fn predict(model: &Dumn, rows: &Rows, batch_size: usize) -> Result<[Vec<f32>; 2]> {
     let all: Vec<usize> = (0..rows.len()).collect();
     let mut heads = [
@@ -175,9 +174,8 @@ fn predict(model: &Dumn, rows: &Rows, batch_size: usize) -> Result<[Vec<f32>; 2]
     ];
     for chunk in all.chunks(batch_size.max(1)) {
         let batch = Batch::new(&model.config, rows, chunk, model.device())?;
-        let p = model.predict(&batch).to_device(Device::Cpu);
-        for (head, out) in [HEAD_CLICK, HEAD_DISLIKE].into_iter().zip(&mut heads) {
-            out.extend(Vec::<f32>::try_from(p.select(1, head))?);
+        for (out, part) in heads.iter_mut().zip(heads_to_host(&model.predict(&batch))?) {
+            out.extend(part);
         }
     }
     Ok(heads)
