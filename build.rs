@@ -6,8 +6,13 @@
 //! `torch-sys` found (exported to us as `DEP_TCH_LIBTORCH_LIB` through its `links = "tch"`),
 //! so the binary runs without `LD_LIBRARY_PATH`. On a CPU-only machine the CUDA library
 //! still loads (it only fails to find a device), so one binary serves both.
+//!
+//! It also stamps the build: `DUMN_BUILD` is the package version with the git commit as
+//! semver build metadata (`0.1.0+6d97118`), or the bare version outside a git checkout.
+//! `dumn --version`, every artifact's manifest and `dumn ablate`'s tables print it.
 
 fn main() {
+    stamp_build();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath={lib}");
@@ -19,4 +24,27 @@ fn main() {
             println!("cargo:rustc-link-arg=-Wl,--as-needed");
         }
     }
+}
+
+/// Sets `DUMN_BUILD` (see the module docs); reruns when HEAD moves.
+fn stamp_build() {
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let build = match git(&["rev-parse", "--short=7", "HEAD"]) {
+        Some(commit) if !commit.is_empty() => format!("{version}+{commit}"),
+        _ => version,
+    };
+    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        println!("cargo:rerun-if-changed={git_dir}/refs/heads");
+        println!("cargo:rerun-if-changed={git_dir}/packed-refs");
+    }
+    println!("cargo:rustc-env=DUMN_BUILD={build}");
 }

@@ -17,6 +17,12 @@
 //!
 //! The command line (`src/main.rs`, `src/cli/`) parses flags and calls these.
 
+/// This build of dumn: the package version with the git commit it was built from as
+/// semver build metadata (`0.1.0+6d97118`; the bare version outside a git checkout). Set by
+/// `build.rs`; printed by `dumn --version`, written in every artifact's manifest and in
+/// `dumn ablate`'s tables, so a figure can be traced to the code that measured it.
+pub const BUILD: &str = env!("DUMN_BUILD");
+
 pub mod data;
 pub mod engine;
 pub mod io;

@@ -20,7 +20,7 @@ mod cli;
 ///   dumn train --job jobs/train-demo.toml
 ///   dumn run jobs/demo.toml
 #[derive(Parser)]
-#[command(name = "dumn", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "dumn", version = dumn::BUILD, propagate_version = true, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

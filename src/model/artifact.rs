@@ -53,7 +53,7 @@ pub struct Manifest {
     pub format: String,
     /// `<created, UTC>-<first 8 hex of the weights' SHA-256>`: unique per saved model.
     pub model_version: String,
-    /// The `dumn` release that wrote it.
+    /// The `dumn` build that wrote it ([`crate::BUILD`]: version and git commit).
     pub dumn_version: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub config: ModelConfig,
@@ -153,7 +153,7 @@ fn write_into(
     let manifest = Manifest {
         format: FORMAT.into(),
         model_version: format!("{}-{}", created_at.format("%Y%m%dT%H%M%SZ"), &sha256[..8]),
-        dumn_version: env!("CARGO_PKG_VERSION").into(),
+        dumn_version: crate::BUILD.into(),
         created_at,
         config: model.config.clone(),
         training_data,

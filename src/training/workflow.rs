@@ -422,14 +422,16 @@ fn fit_config(s: &TrainSettings, device: Device) -> FitConfig {
 /// this run would use. Its epochs and validation metrics come from the report; its test
 /// split is scored again with the saved weights, as the paired comparison needs every
 /// test row's score (the same weights give the same scores: test still informs no
-/// choice). `Ok(None)` when there is nothing to keep, and why is printed.
+/// choice). With the result comes the build that trained it (the manifest's
+/// `dumn_version`): a run of another build is kept, and the tables say so. `Ok(None)`
+/// when there is nothing to keep, and why is printed.
 async fn finished_run(
     set: &TrainingSet,
     s: &TrainSettings,
     variant: &str,
     dir: &Location,
     name: &str,
-) -> Result<Option<FitResult>> {
+) -> Result<Option<(FitResult, String)>> {
     let Ok(report) = location::get(&dir.join("report.json")).await else {
         return Ok(None);
     };
@@ -465,11 +467,12 @@ async fn finished_run(
     )
     .await?;
     result.test = result.test_scored.metrics();
+    let build = artifact.manifest.dumn_version;
     println!(
-        "{name}: kept the finished run in {dir} ({})",
+        "{name}: kept the finished run in {dir}, made by dumn {build} ({})",
         result.summary()
     );
-    Ok(Some(result))
+    Ok(Some((result, build)))
 }
 
 /// `variants`, or every variant of the paper's tables then the baselines when empty; each
@@ -496,12 +499,16 @@ pub struct AblationRun {
     pub variant: String,
     pub seed: u64,
     pub result: FitResult,
+    /// The dumn build that trained it ([`crate::BUILD`] of the binary, or of an older one
+    /// for a run kept by `--resume`).
+    pub build: String,
 }
 
 /// Bootstrap resamples of [`compare::paired_auc_difference`] in the summary table.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 
-/// The per-model table (Markdown): one line per variant and seed.
+/// The per-model table (Markdown): one line per variant and seed, then the builds that
+/// trained them.
 pub fn ablation_table(runs: &[AblationRun]) -> String {
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     let mut table = String::from(
@@ -512,6 +519,7 @@ pub fn ablation_table(runs: &[AblationRun]) -> String {
         variant: v,
         seed,
         result: r,
+        build: _,
     } in runs
     {
         table.push_str(&format!(
@@ -524,6 +532,18 @@ pub fn ablation_table(runs: &[AblationRun]) -> String {
             r.test.logloss
         ));
     }
+    let mut builds: Vec<(&str, usize)> = Vec::new();
+    for r in runs {
+        match builds.iter_mut().find(|(b, _)| *b == r.build) {
+            Some((_, n)) => *n += 1,
+            None => builds.push((&r.build, 1)),
+        }
+    }
+    let builds: Vec<String> = builds
+        .iter()
+        .map(|(b, n)| format!("dumn {b} ({n} run{})", if *n == 1 { "" } else { "s" }))
+        .collect();
+    table.push_str(&format!("\nTrained by {}.\n", builds.join(", ")));
     table
 }
 
@@ -657,24 +677,25 @@ pub async fn ablate(
                 true => finished_run(&set, &settings, v, &dir, &name).await?,
                 false => None,
             };
-            let result = match kept {
-                Some(result) => result,
+            let (result, build) = match kept {
+                Some(kept) => kept,
                 None => {
-                    train_variant(
+                    let trained = train_variant(
                         &set,
                         &settings,
                         v,
                         &SaveTo::Artifact(dir.clone()),
                         progress(&name).as_ref(),
                     )
-                    .await?
-                    .fit
+                    .await?;
+                    (trained.fit, crate::BUILD.to_string())
                 }
             };
             runs.push(AblationRun {
                 variant: v.clone(),
                 seed,
                 result,
+                build,
             });
         }
     }
