@@ -10,9 +10,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/dumn/target}"
 # Tools the tests and benchmarks start (s3s-fs), also cached per machine.
 export DUMN_TOOLS="${DUMN_TOOLS:-$HOME/.cache/dumn/tools}"
 export S3S_FS_VERSION="0.14.1"
+# s3s-fs checks `If-None-Match: *` before it writes, not atomically; ci/setup.sh applies
+# ci/s3s-fs-atomic-create.patch so that of two concurrent conditional creates one loses, as
+# on AWS S3. The folder names the patch's hash: a changed patch builds a new server.
+S3S_FS_PATCH_HASH="$(sha256sum "$DUMN_ROOT/ci/s3s-fs-atomic-create.patch" | cut -c1-8)"
+export DUMN_S3S_FS_ROOT="$DUMN_TOOLS/s3s-fs-$S3S_FS_VERSION-$S3S_FS_PATCH_HASH"
 # The Python reader the Delta tests compare with (ci/setup.sh --test-server).
 export DELTALAKE_PY_VERSION="1.6.6"
-export DUMN_S3S_FS="${DUMN_S3S_FS:-$DUMN_TOOLS/bin/s3s-fs}"
+export DUMN_S3S_FS="${DUMN_S3S_FS:-$DUMN_S3S_FS_ROOT/bin/s3s-fs}"
 
 # A LIBTORCH set before the first ci/ script ran is a libtorch the user already has
 # (torch 2.11.0, as tch 0.24 wants): it is kept, and ci/setup.sh installs no torch.

@@ -30,14 +30,25 @@ else
 fi
 
 # s3s-fs: a real S3-compatible server for the S3 tests (127.0.0.1 only), built once per
-# machine and cached outside the clone.
+# machine and cached outside the clone, with ci/s3s-fs-atomic-create.patch applied (see
+# ci/env.sh): cargo fetches the published crate, the patch makes its conditional create
+# atomic, and cargo installs that source with the crate's own Cargo.lock.
 if [ "$TEST_SERVER" = 0 ]; then
   :
 elif [ -x "$DUMN_S3S_FS" ]; then
   echo "setup: s3s-fs already at $DUMN_S3S_FS"
 else
-  echo "setup: building s3s-fs $S3S_FS_VERSION (once per machine, about 4 minutes)"
-  cargo install --quiet --locked --root "$DUMN_TOOLS" s3s-fs --version "$S3S_FS_VERSION" --features binary
+  echo "setup: building s3s-fs $S3S_FS_VERSION, patched (once per machine, about 4 minutes)"
+  src="$(mktemp -d)"
+  mkdir -p "$src/fetch/src" && touch "$src/fetch/src/lib.rs"
+  printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ns3s-fs = "=%s"\n' \
+    "$S3S_FS_VERSION" > "$src/fetch/Cargo.toml"
+  cargo fetch --quiet --manifest-path "$src/fetch/Cargo.toml"
+  crate="$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"s3s-fs-$S3S_FS_VERSION.crate" | head -1)"
+  tar xzf "$crate" -C "$src"
+  patch --quiet -p1 -d "$src/s3s-fs-$S3S_FS_VERSION" < "$DUMN_ROOT/ci/s3s-fs-atomic-create.patch"
+  cargo install --quiet --locked --root "$DUMN_S3S_FS_ROOT" --path "$src/s3s-fs-$S3S_FS_VERSION" --features binary
+  rm -rf "$src"
 fi
 
 # deltalake + pyarrow: the independent reader that tests/delta.rs checks the Delta tables

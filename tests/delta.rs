@@ -733,9 +733,8 @@ fn paused_run(
 /// Two runs of one day started together, after a first run: one commits, the other
 /// either fails with exit code 3 naming the first, or (when the first had finished)
 /// replaces the day; the day holds one run's rows, exactly the first run's. The loser
-/// usually finds the lease held; on the S3 test server it may also get the lease and
-/// lose at the Delta commit instead (s3s-fs checks `If-None-Match` before it writes, not
-/// atomically), which must also be exit code 3 naming the winner.
+/// usually finds the lease held; a lease taken over as expired could also let it lose at
+/// the Delta commit instead, which must also be exit code 3 naming the winner.
 fn two_runs_of_one_day(job: &str, env: &[(&str, String)], out: &Path, date: &str) {
     run_ok(&["run", job], env);
     let reference = pair_read(out, date);

@@ -410,3 +410,56 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("worker-9"), "{out}");
 }
+
+/// The test server creates atomically, as AWS S3 does (ci/setup.sh patches s3s-fs for it):
+/// of many concurrent `If-None-Match: *` PUTs of one key exactly one wins, the others fail
+/// as "already exists", and the object holds the winner's bytes. The lease and the Delta
+/// commits of concurrent runs rely on it; a stock s3s-fs fails this test instead of making
+/// those tests flaky.
+#[test]
+fn the_test_servers_conditional_create_has_one_winner_among_concurrent_writers() {
+    use object_store::aws::AmazonS3Builder;
+    use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+    use std::sync::Arc;
+
+    let server = S3Server::start(&["dumn"]);
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        AmazonS3Builder::new()
+            .with_bucket_name("dumn")
+            .with_endpoint(&server.endpoint)
+            .with_access_key_id(common::s3::ACCESS_KEY)
+            .with_secret_access_key(common::s3::SECRET_KEY)
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
+            .unwrap(),
+    );
+    runtime().block_on(async {
+        for round in 0..10 {
+            let key = object_store::path::Path::from(format!("race/{round}.json"));
+            let mut writers = tokio::task::JoinSet::new();
+            for writer in 0..16 {
+                let (store, key) = (store.clone(), key.clone());
+                // A body of some size widens the window between the check and the write.
+                let body = format!("{writer:>4}").repeat(64 * 1024);
+                writers.spawn(async move {
+                    let put = store
+                        .put_opts(&key, PutPayload::from(body), PutMode::Create.into())
+                        .await;
+                    (writer, put)
+                });
+            }
+            let mut winners = Vec::new();
+            while let Some(joined) = writers.join_next().await {
+                match joined.unwrap() {
+                    (writer, Ok(_)) => winners.push(writer),
+                    (_, Err(object_store::Error::AlreadyExists { .. })) => {}
+                    (writer, Err(e)) => panic!("writer {writer}: {e}"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+            let stored = store.get(&key).await.unwrap().bytes().await.unwrap();
+            assert_eq!(&stored[..4], format!("{:>4}", winners[0]).as_bytes());
+        }
+    });
+}

@@ -6,8 +6,9 @@
 //! hides it from readers of `OUT`). Contract:
 //! - **Taking it** creates the object only if it does not exist, atomically: on a local
 //!   disk with a hard link (the store's create-if-absent); on S3 with a conditional PUT
-//!   (`If-None-Match: *`, which AWS S3, MinIO, R2 and s3s-fs honour). Whoever loses that
-//!   race reads the holder and fails with its name.
+//!   (`If-None-Match: *`, which AWS S3, MinIO and R2 honour atomically; the tests' s3s-fs
+//!   checks before it writes, so `ci/setup.sh` patches it to create atomically too).
+//!   Whoever loses that race reads the holder and fails with its name.
 //! - **Expiry.** A holder renews its lease every third of its time to live (default 10
 //!   minutes, `DUMN_LEASE_SECONDS`), so a run that was killed blocks the day for at most
 //!   that long; at once, when it ran on the same host and its process is gone. An expired
@@ -17,8 +18,8 @@
 //!   ([`Lease::check`], called before publishing), so its outputs are not published.
 //! - **Release** deletes the object when the run ends, whatever its outcome.
 //!
-//! A store that ignores conditional PUTs would let two runs in at once; use one that
-//! honours them (every store named above does).
+//! A store that ignores conditional PUTs, or checks them apart from the write, would let
+//! two runs in at once; use one that honours them atomically (AWS S3, MinIO, R2 do).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

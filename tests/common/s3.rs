@@ -1,5 +1,7 @@
 //! A real S3-compatible server (s3s-fs) on 127.0.0.1 for the tests, started per test and
-//! stopped when dropped. ci/setup.sh builds it; $DUMN_S3S_FS names the binary.
+//! stopped when dropped. `ci/setup.sh --test-server` builds it, patched so that a
+//! conditional create (`If-None-Match: *`) is atomic as on AWS S3; $DUMN_S3S_FS (set by
+//! `source ci/env.sh`) names the binary.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -17,17 +19,15 @@ pub struct S3Server {
 }
 
 fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("DUMN_S3S_FS") {
-        return PathBuf::from(p);
+    let p = std::env::var_os("DUMN_S3S_FS").map(PathBuf::from);
+    match p {
+        Some(p) if p.is_file() => p,
+        _ => panic!(
+            "the S3 tests need the patched s3s-fs server named by $DUMN_S3S_FS ({p:?}): \
+             run the tests through ci/test.sh, or `source ci/env.sh && ci/setup.sh \
+             --test-server` first"
+        ),
     }
-    let home = std::env::var_os("HOME").expect("HOME");
-    let p = PathBuf::from(home).join(".cache/dumn/tools/bin/s3s-fs");
-    assert!(
-        p.is_file(),
-        "the S3 tests need the s3s-fs server: run ci/setup.sh (it builds {})",
-        p.display()
-    );
-    p
 }
 
 impl S3Server {
