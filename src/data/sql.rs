@@ -30,21 +30,18 @@ pub fn timestamp_literal(t: NaiveDateTime) -> String {
 }
 
 /// Parses a time given as `YYYY-MM-DD` (midnight) or `YYYY-MM-DDTHH:MM:SS[.fff]` (also
-/// with a space for the `T`).
+/// with a space for the `T`, as `dumn train` prints its split's bounds).
 pub fn parse_time(s: &str) -> Result<NaiveDateTime> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight"));
     }
-    for f in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S%.f",
-    ] {
+    // `%.f`: an optional fraction of a second.
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Ok(t);
         }
     }
-    bail!("`{s}` is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM:SS)")
+    bail!("`{s}` is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM:SS[.ffffff])")
 }
 
 /// The statements of one SQL text, run one at a time on a session.
@@ -122,7 +119,15 @@ mod tests {
             parse_time("2026-11-15T06:30:00").unwrap().to_string(),
             "2026-11-15 06:30:00"
         );
+        // The split's bounds as `dumn train` prints them parse back to the same time.
+        let printed = "2022-04-20 06:15:13.055100";
+        assert_eq!(parse_time(printed).unwrap().to_string(), "2022-04-20 06:15:13.055100");
+        assert_eq!(
+            parse_time("2022-04-20T06:15:13.0551").unwrap(),
+            parse_time(printed).unwrap()
+        );
         assert!(parse_time("15/11/2026").is_err());
+        assert!(parse_time("2022-04-20 06:15").is_err());
     }
 
     #[tokio::test]
