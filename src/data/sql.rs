@@ -121,7 +121,10 @@ mod tests {
         );
         // The split's bounds as `dumn train` prints them parse back to the same time.
         let printed = "2022-04-20 06:15:13.055100";
-        assert_eq!(parse_time(printed).unwrap().to_string(), "2022-04-20 06:15:13.055100");
+        assert_eq!(
+            parse_time(printed).unwrap().to_string(),
+            "2022-04-20 06:15:13.055100"
+        );
         assert_eq!(
             parse_time("2022-04-20T06:15:13.0551").unwrap(),
             parse_time(printed).unwrap()
