@@ -94,10 +94,12 @@ fn the_tarball_runs_a_job_without_the_clone() {
 
     let version = bare(&bin, work.path()).arg("--version").output().unwrap();
     assert!(version.status.success());
+    // The packed binary is this checkout's build: its version and commit (build.rs).
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
-        format!("dumn {}", env!("CARGO_PKG_VERSION"))
+        format!("dumn {}", dumn::BUILD)
     );
+    assert!(dumn::BUILD.starts_with(env!("CARGO_PKG_VERSION")));
 
     // A small nightly job, scored by the packaged binary.
     let fx = Fixture::new(4);
