@@ -438,11 +438,15 @@ fn the_test_servers_conditional_create_has_one_winner_among_concurrent_writers()
         for round in 0..10 {
             let key = object_store::path::Path::from(format!("race/{round}.json"));
             let mut writers = tokio::task::JoinSet::new();
+            let start = Arc::new(tokio::sync::Barrier::new(16));
             for writer in 0..16 {
-                let (store, key) = (store.clone(), key.clone());
-                // A body of some size widens the window between the check and the write.
-                let body = format!("{writer:>4}").repeat(64 * 1024);
+                let (store, key, start) = (store.clone(), key.clone(), start.clone());
+                // 8 KiB: enough to widen a stock server's window between its check and its
+                // write, small enough to be sent whole before an early refusal closes the
+                // connection (a larger body then fails as a transport error).
+                let body = format!("{writer:>4}").repeat(2 * 1024);
                 writers.spawn(async move {
+                    start.wait().await;
                     let put = store
                         .put_opts(&key, PutPayload::from(body), PutMode::Create.into())
                         .await;
