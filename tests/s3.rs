@@ -418,22 +418,11 @@ fn s3_faults_fail_clearly_before_work_or_without_a_partial_day() {
 /// those tests flaky.
 #[test]
 fn the_test_servers_conditional_create_has_one_winner_among_concurrent_writers() {
-    use object_store::aws::AmazonS3Builder;
-    use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+    use object_store::{ObjectStoreExt, PutMode, PutPayload};
     use std::sync::Arc;
 
     let server = S3Server::start(&["dumn"]);
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        AmazonS3Builder::new()
-            .with_bucket_name("dumn")
-            .with_endpoint(&server.endpoint)
-            .with_access_key_id(common::s3::ACCESS_KEY)
-            .with_secret_access_key(common::s3::SECRET_KEY)
-            .with_region("us-east-1")
-            .with_allow_http(true)
-            .build()
-            .unwrap(),
-    );
+    let store = server.store("dumn");
     runtime().block_on(async {
         for round in 0..10 {
             let key = object_store::path::Path::from(format!("race/{round}.json"));

@@ -72,6 +72,16 @@ impl S3Server {
             ("AWS_ALLOW_HTTP", "true".into()),
         ]
     }
+
+    /// An object store client for `bucket` on this server, configured from [`Self::env`]
+    /// (the variables the dumn processes get), for a test to read or write objects itself.
+    pub fn store(&self, bucket: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
+        for (key, value) in self.env() {
+            builder = builder.with_config(key.to_ascii_lowercase().parse().unwrap(), value);
+        }
+        std::sync::Arc::new(builder.build().unwrap())
+    }
 }
 
 /// Starts s3s-fs on `port` over `root` and waits until it listens.
