@@ -71,22 +71,7 @@ pub const CLUSTER_SORT_MEMORY: usize = 256 << 20;
 /// own memory pool of [`CLUSTER_SORT_MEMORY`] and spills beyond it, so its memory does not
 /// grow with the number of candidates.
 pub async fn cluster_candidates(ctx: &SessionContext, scratch: &Location) -> Result<()> {
-    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-    use datafusion::execution::memory_pool::FairSpillPool;
-    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-    use datafusion::execution::session_state::SessionStateBuilder;
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(ctx.runtime_env().object_store_registry.clone())
-        .with_memory_pool(Arc::new(FairSpillPool::new(CLUSTER_SORT_MEMORY)))
-        .with_disk_manager_builder(
-            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
-        )
-        .build_arc()?;
-    let sorting = SessionContext::new_with_state(
-        SessionStateBuilder::new_from_existing(ctx.state())
-            .with_runtime_env(runtime)
-            .build(),
-    );
+    let sorting = crate::engine::session::with_own_pool(ctx, CLUSTER_SORT_MEMORY)?;
     let df = script::candidates_by_user()
         .query(&sorting, &Params::new())
         .await?;

@@ -72,6 +72,27 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     Ok(ctx.enable_url_table())
 }
 
+/// A session that shares `ctx`'s tables, functions and settings but runs its queries in
+/// its own memory pool of `bytes` (spilling to the system's temporary folder beyond it).
+/// For a step whose operators can all spill (a sort, an aggregate, a window): its memory
+/// then stays bounded whatever the size of the job, and it does not compete with the
+/// session's pool, where a join's build side (which cannot spill) needs the room.
+pub fn with_own_pool(ctx: &SessionContext, bytes: usize) -> Result<SessionContext> {
+    use datafusion::execution::session_state::SessionStateBuilder;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(ctx.runtime_env().object_store_registry.clone())
+        .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
+        )
+        .build_arc()?;
+    Ok(SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(ctx.state())
+            .with_runtime_env(runtime)
+            .build(),
+    ))
+}
+
 /// Runs `sql` and returns its first row, every column cast to BIGINT (`None` for NULL or
 /// when there is no row). For the small count and range queries of the pre-flight checks.
 pub async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<i64>>> {
@@ -118,5 +139,25 @@ mod tests {
         assert_eq!(parse_memory("none"), Ok(None));
         assert!(parse_memory("2T").is_err());
         assert!(parse_memory("lots").is_err());
+    }
+
+    /// A join's build side cannot spill: in a 16 KiB pool it fails; in a session of its
+    /// own pool ([`with_own_pool`]) the same query over the same registered tables runs.
+    #[tokio::test]
+    async fn a_session_with_its_own_pool_shares_the_tables_but_not_the_pool() {
+        let ctx = context(&EngineOptions {
+            partitions: Some(1),
+            memory_limit: Some(16 << 10),
+        })
+        .unwrap();
+        ctx.sql("CREATE VIEW t AS SELECT value AS k FROM generate_series(1, 50000)")
+            .await
+            .unwrap();
+        let join = "SELECT count(*) FROM t AS a JOIN t AS b ON a.k = b.k";
+        let err = ctx.sql(join).await.unwrap().collect().await.unwrap_err();
+        assert!(err.to_string().contains("Resources exhausted"), "{err}");
+        let own = with_own_pool(&ctx, 64 << 20).unwrap();
+        let rows = first_row(&own, join).await.unwrap();
+        assert_eq!(rows, vec![Some(50000)]);
     }
 }

@@ -33,7 +33,7 @@ use super::session::Scoring;
 use crate::data::contract;
 use crate::data::script::{self, Params, Script};
 use crate::data::sql::{quote_ident, quote_literal, timestamp_literal};
-use crate::engine::session::EngineOptions;
+use crate::engine::session::{with_own_pool, EngineOptions};
 use crate::io::day::{self, TableDay};
 use crate::io::delta;
 use crate::io::failure::{Failure, MarkFailure};
@@ -45,6 +45,11 @@ use crate::io::{publish, Location};
 use crate::model::device::describe;
 use crate::model::registry;
 use crate::model::scorer::Scorer;
+
+/// Memory the ranking step (sql/ranking.sql) holds before it spills to disk: its own pool
+/// ([`with_own_pool`]), so that its aggregate and sort over every score do not grow the
+/// run's peak with the number of candidates.
+pub const RANKING_MEMORY: usize = 64 << 20;
 
 /// Checks where the job writes before anything is written: `OUT/scores`, `OUT/ranking`
 /// and dumn's own `OUT/_staging` and `OUT/_leases` must each be apart from every input
@@ -251,8 +256,10 @@ async fn score_day(
     let ranked = async {
         ctx.deregister_table("scores")?;
         contract::register(ctx, "scores", &scores.staging, None).await?;
+        // Only spilling operators (an aggregate, a sort, a window): their own bounded pool.
+        let ranking_ctx = with_own_pool(ctx, RANKING_MEMORY)?;
         let df = define_view(
-            ctx,
+            &ranking_ctx,
             job.ranking_sql.as_deref(),
             script::ranking,
             "ranking",
