@@ -162,7 +162,7 @@ pub struct EngineArgs {
     pub partitions: Option<usize>,
     /// Memory that sorts, joins and aggregates may hold before spilling to disk, e.g.
     /// 512M or 4G; `none` for no limit. `dumn run` orders the candidates and ranks the
-    /// scores in pools of their own (256M and 64M), which spill beyond them.
+    /// scores in pools of their own (64M each), which spill beyond them.
     // Spelled out so that clap parses the whole `Option` (None = no limit) with
     // parse_memory instead of treating the flag as optional.
     #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_memory)]
