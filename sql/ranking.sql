@@ -8,7 +8,9 @@
 --   user_id, rank (1 = best), item_id, ctr, p_dislike, model_version.
 -- Within each output file the rows are in (user_id, rank) order. The window sorts every
 -- eligible candidate, so only the narrow columns go through it (the run's one model
--- version is a literal, ${model_version}).
+-- version is a literal, ${model_version}). `dumn run` runs this step in a 64 MB memory
+-- pool of its own, beyond which the aggregate and the sort spill to disk, so its memory
+-- does not grow with the number of candidates (src/scoring/run.rs, RANKING_MEMORY).
 CREATE OR REPLACE VIEW ranking AS
 SELECT user_id, rank, item_id, ctr, p_dislike, ${model_version} AS model_version
 FROM (
