@@ -741,6 +741,49 @@ fn a_job_file_elsewhere_runs_from_any_folder_under_env_and_set_overrides() {
     assert!(!ok && stderr.contains("no key `topk`"), "{stderr}");
 }
 
+/// A team's own ranking SQL replaces the embedded one, and may join (here the scores with
+/// `items`, counted by category). (It runs in the engine's pool, not in the embedded
+/// ranking's 64 MB of its own: a join's build side cannot spill.)
+#[test]
+fn a_teams_own_ranking_sql_replaces_the_embedded_one_and_may_join() {
+    let fx = Fixture::new(15);
+    let sql = fx.path("by_category.sql");
+    std::fs::write(
+        &sql,
+        "CREATE OR REPLACE VIEW ranking AS \
+         SELECT s.user_id, i.category, count(*) AS n \
+         FROM items AS i JOIN scores AS s ON s.item_id = i.item_id \
+         GROUP BY s.user_id, i.category",
+    )
+    .unwrap();
+    let job = fx.job("job.toml", &format!("ranking_sql = \"{}\"", sql.display()));
+    let (ok, out) = dumn(&["run", job.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let ranking = day_rows(&fx, "ranking");
+    let columns: Vec<String> = ranking
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(columns, ["user_id", "category", "n"]);
+    // Every score whose item has a row in `items` is counted once.
+    let items = runtime().block_on(read_parquet(&fx.path("data/items")));
+    let known: std::collections::HashSet<i64> = items
+        .iter()
+        .flat_map(|b| i64s(b, "item_id"))
+        .map(|i| i.unwrap())
+        .collect();
+    let scores = day_rows(&fx, "scores");
+    let want = i64s(&scores, "item_id")
+        .into_iter()
+        .filter(|i| known.contains(&i.unwrap()))
+        .count() as i64;
+    let got: i64 = i64s(&ranking, "n").into_iter().map(|n| n.unwrap()).sum();
+    assert!(want > 0);
+    assert_eq!(got, want);
+}
+
 /// Writes a lease on `fx`'s day as another run would hold it.
 fn plant_lease(fx: &Fixture, host: &str, pid: u32, expires_in: chrono::Duration) -> PathBuf {
     let lease = fx.path("out/_leases").join(format!("{}.json", fx.date()));

@@ -161,8 +161,8 @@ pub struct EngineArgs {
     #[arg(long, value_name = "N")]
     pub partitions: Option<usize>,
     /// Memory that sorts, joins and aggregates may hold before spilling to disk, e.g.
-    /// 512M or 4G; `none` for no limit. `dumn run` orders the candidates and ranks the
-    /// scores in pools of their own (64M each), which spill beyond them.
+    /// 512M or 4G; `none` for no limit. `dumn run` orders the candidates, and ranks the
+    /// scores with sql/ranking.sql, in pools of their own (64M each) that spill beyond.
     // Spelled out so that clap parses the whole `Option` (None = no limit) with
     // parse_memory instead of treating the flag as optional.
     #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = parse_memory)]

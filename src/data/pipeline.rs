@@ -64,9 +64,9 @@ pub async fn build(
 }
 
 /// Memory the candidate sort of [`cluster_candidates`] holds before it spills to disk.
-/// At 256M a 4M-candidate job's sort stayed in memory, and the run's peak was 1.36x that
-/// of a 1M job; at 64M it spills (to local scratch, in about the same time) and the
-/// ratio was about 1.2.
+/// At 256M a 4M-candidate job's sort stayed in memory; at 64M it spills (to local
+/// scratch, in about the same time), and with the ranking in a pool of its own too a 4M
+/// run's peak fell from 1.44x a 1M run's to 1.32x (docs/benchmarks.md).
 pub const CLUSTER_SORT_MEMORY: usize = 64 << 20;
 
 /// Replaces the registered `candidates` with a copy ordered by user

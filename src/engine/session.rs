@@ -6,6 +6,7 @@ use anyhow::Result;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// Engine settings shared by the subcommands.
@@ -78,7 +79,6 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
 /// then stays bounded whatever the size of the job, and it does not compete with the
 /// session's pool, where a join's build side (which cannot spill) needs the room.
 pub fn with_own_pool(ctx: &SessionContext, bytes: usize) -> Result<SessionContext> {
-    use datafusion::execution::session_state::SessionStateBuilder;
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(ctx.runtime_env().object_store_registry.clone())
         .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))

@@ -46,9 +46,9 @@ use crate::model::device::describe;
 use crate::model::registry;
 use crate::model::scorer::Scorer;
 
-/// Memory the ranking step (sql/ranking.sql) holds before it spills to disk: its own pool
-/// ([`with_own_pool`]), so that its aggregate and sort over every score do not grow the
-/// run's peak with the number of candidates.
+/// Memory the embedded ranking step (sql/ranking.sql) holds before it spills to disk: its
+/// own pool ([`with_own_pool`]), so that its aggregate and sort over every score do not
+/// grow the run's peak with the number of candidates.
 pub const RANKING_MEMORY: usize = 64 << 20;
 
 /// Checks where the job writes before anything is written: `OUT/scores`, `OUT/ranking`
@@ -256,8 +256,13 @@ async fn score_day(
     let ranked = async {
         ctx.deregister_table("scores")?;
         contract::register(ctx, "scores", &scores.staging, None).await?;
-        // Only spilling operators (an aggregate, a sort, a window): their own bounded pool.
-        let ranking_ctx = with_own_pool(ctx, RANKING_MEMORY)?;
+        // The embedded ranking has only operators that spill (an aggregate, a sort, a
+        // window): a bounded pool of their own. A team's own ranking may join, and a
+        // join's build side cannot spill, so it keeps the session's pool.
+        let ranking_ctx = match job.ranking_sql {
+            None => with_own_pool(ctx, RANKING_MEMORY)?,
+            Some(_) => ctx.clone(),
+        };
         let df = define_view(
             &ranking_ctx,
             job.ranking_sql.as_deref(),
