@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -59,18 +60,28 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
     if let Some(p) = opts.partitions {
         config = config.with_target_partitions(p.max(1));
     }
-    let mut runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(crate::io::stores::Stores::registry())
-        .with_disk_manager_builder(
-            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
-        );
-    if let Some(limit) = opts.memory_limit {
-        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
-    }
-    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+    let runtime = runtime(crate::io::stores::Stores::registry(), opts.memory_limit)?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::udfs::register(&ctx);
     crate::io::delta::register_factory(&ctx);
     Ok(ctx.enable_url_table())
+}
+
+/// The runtime of dumn's sessions: object stores from `registry`, a fair spilling pool of
+/// `memory_limit` bytes (`None` = unbounded), spills in the system's temporary folder.
+fn runtime(
+    registry: Arc<dyn ObjectStoreRegistry>,
+    memory_limit: Option<usize>,
+) -> Result<Arc<RuntimeEnv>> {
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(registry)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
+        );
+    if let Some(limit) = memory_limit {
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+    }
+    Ok(runtime.build_arc()?)
 }
 
 /// A session that shares `ctx`'s tables, functions and settings but runs its queries in
@@ -79,13 +90,7 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
 /// then stays bounded whatever the size of the job, and it does not compete with the
 /// session's pool, where a join's build side (which cannot spill) needs the room.
 pub fn with_own_pool(ctx: &SessionContext, bytes: usize) -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(ctx.runtime_env().object_store_registry.clone())
-        .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
-        .with_disk_manager_builder(
-            DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
-        )
-        .build_arc()?;
+    let runtime = runtime(ctx.runtime_env().object_store_registry.clone(), Some(bytes))?;
     Ok(SessionContext::new_with_state(
         SessionStateBuilder::new_from_existing(ctx.state())
             .with_runtime_env(runtime)
