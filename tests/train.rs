@@ -420,6 +420,46 @@ fn a_training_job_elsewhere_runs_from_any_folder_under_env_and_set_and_ends_with
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
+#[test]
+fn relative_paths_resolve_against_the_current_folder_work_folder_included() {
+    let dir = tempfile::tempdir().unwrap();
+    gen_into(&dir.path().join("data"));
+    let (ok, stdout, stderr) = run_dumn_in(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "data",
+            "--out",
+            "model",
+            "--work",
+            "scratch/../work",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--set",
+            "seq_len=10",
+            "--set",
+            "memory_slots=8",
+            "--set",
+            "slot_dim=4",
+            "--set",
+            "controller_dim=16",
+        ],
+        &[],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        dir.path().join("work/examples/_SUCCESS").is_file(),
+        "the training examples are kept in the --work folder, under the current folder"
+    );
+    assert!(!dir.path().join("scratch").exists());
+    assert!(aliased(&dir.path().join("model"), "latest")
+        .join("manifest.json")
+        .is_file());
+}
+
 /// `dumn ablate` with tiny models for one epoch on generated data, plus `extra` flags:
 /// the temporary folder (kept alive), the output root and the output. Panics on failure.
 fn tiny_ablate(extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {

@@ -58,11 +58,19 @@ impl Location {
         if let Some((scheme, _)) = s.split_once("://") {
             bail!("`{s}`: the `{scheme}://` scheme is not supported; use a local path, file:// or s3://");
         }
-        let path = FsPath::new(s);
+        Self::local(FsPath::new(s))
+    }
+
+    /// A local path as a location: made absolute (against the current folder) and
+    /// normalised, as [`Location::Local`] requires. Build local locations from paths a
+    /// user gave with this, never with `Location::Local` directly.
+    pub fn local(path: &FsPath) -> Result<Self> {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
-            std::env::current_dir()?.join(path)
+            std::env::current_dir()
+                .context("reading the current folder, to resolve a relative path")?
+                .join(path)
         };
         Ok(Location::Local(normalize(&abs)))
     }

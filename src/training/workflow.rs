@@ -110,7 +110,7 @@ impl TrainingSet {
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        let location = Location::Local(work_dir.join("examples"));
+        let location = Location::local(&work_dir.join("examples"))?;
         let written = write_parquet(df, &location, json!({}), on_rows).await?;
         let files = ExampleFiles::open(&location).await?;
         files.check_label("clicked").await?;
