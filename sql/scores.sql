@@ -5,7 +5,8 @@
 --   ctr            FLOAT      the click probability (dumn_ctr, udfs/score.rs);
 --   p_dislike      FLOAT      the dislike probability (dumn_dislike);
 --   model_version  VARCHAR    the artifact's version (its manifest.json);
---   scored_at      TIMESTAMP  when the run started, UTC.
+--   scored_at      TIMESTAMP(6)  when the run started, UTC, in microseconds: the precision
+--                  of Delta Lake and Spark, so both output formats store one type.
 --
 -- Parameters, set by `dumn run`:
 --   ${candidate_columns}  the columns of `candidates`, comma-separated;
@@ -21,5 +22,5 @@ SELECT
     dumn_ctr(${model_inputs}) AS ctr,
     dumn_dislike(${model_inputs}) AS p_dislike,
     ${model_version} AS model_version,
-    ${scored_at} AS scored_at
+    CAST(${scored_at} AS TIMESTAMP(6)) AS scored_at
 FROM scoring_input;

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::prelude::SessionContext;
 use dumn::io::{delta, Location};
 
@@ -116,7 +117,6 @@ fn sorted_lines(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String
 fn strings_of(batches: &[datafusion::arrow::array::RecordBatch]) -> BTreeSet<String> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::DataType;
     let mut out = BTreeSet::new();
     for b in batches {
         let c = cast(b.column(0), &DataType::Utf8).unwrap();
@@ -150,6 +150,24 @@ fn parquet_day(day: &Path) -> Vec<String> {
             })
             .collect();
         sorted_lines(&keep)
+    })
+}
+
+/// The type of `scored_at` in the Parquet files of the folder `day`.
+fn scored_at_type(day: &Path) -> DataType {
+    runtime().block_on(async {
+        let df = SessionContext::new()
+            .read_parquet(
+                format!("{}/", day.display()),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap();
+        df.schema()
+            .field_with_unqualified_name("scored_at")
+            .unwrap()
+            .data_type()
+            .clone()
     })
 }
 
@@ -206,6 +224,17 @@ fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet
     run_ok(&["run", plain.to_str().unwrap()], &[]);
     assert_eq!(rows, parquet_day(&fx.day("scores")));
     assert_eq!(ranked, parquet_day(&fx.day("ranking")));
+    // And stores `scored_at` as the same type: microseconds (Delta's and Spark's precision).
+    let microseconds = DataType::Timestamp(TimeUnit::Microsecond, None);
+    assert_eq!(scored_at_type(&fx.day("scores")), microseconds);
+    runtime().block_on(async {
+        let t = delta::open(&scores).await.unwrap();
+        let schema = t.table_provider().await.unwrap().schema();
+        assert_eq!(
+            schema.field_with_name("scored_at").unwrap().data_type(),
+            &microseconds
+        );
+    });
     // Nothing staged is left.
     let staging = out.join("_staging");
     let left: Vec<_> = files_under(&staging);
