@@ -11,7 +11,7 @@ use datafusion::prelude::SessionContext;
 use dumn::io::{delta, Location};
 
 use crate::common::data::{
-    copy_tree, dumn_exit_code, files_under, run_dumn, run_twice_together, runtime,
+    copy_tree, dumn_exit_code, files_under, read_parquet, run_dumn, run_twice_together, runtime,
     start_dumn_until, Watch,
 };
 use crate::common::s3::S3Server;
@@ -128,47 +128,28 @@ fn strings_of(batches: &[datafusion::arrow::array::RecordBatch]) -> BTreeSet<Str
 /// Day `date` of a plain-Parquet table (the files of `dt=DATE/`), as [`delta_day`] renders
 /// it.
 fn parquet_day(day: &Path) -> Vec<String> {
-    runtime().block_on(async {
-        let ctx = SessionContext::new();
-        let rows = ctx
-            .read_parquet(
-                format!("{}/", day.display()),
-                datafusion::prelude::ParquetReadOptions::default(),
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let keep: Vec<_> = rows
-            .iter()
-            .map(|b| {
-                let idx: Vec<usize> = (0..b.num_columns())
-                    .filter(|&i| b.schema().field(i).name() != "scored_at")
-                    .collect();
-                b.project(&idx).unwrap()
-            })
-            .collect();
-        sorted_lines(&keep)
-    })
+    let keep: Vec<_> = runtime()
+        .block_on(read_parquet(day))
+        .iter()
+        .map(|b| {
+            let idx: Vec<usize> = (0..b.num_columns())
+                .filter(|&i| b.schema().field(i).name() != "scored_at")
+                .collect();
+            b.project(&idx).unwrap()
+        })
+        .collect();
+    sorted_lines(&keep)
 }
 
 /// The type of `scored_at` in the Parquet files of the folder `day`.
 fn scored_at_type(day: &Path) -> DataType {
-    runtime().block_on(async {
-        let df = SessionContext::new()
-            .read_parquet(
-                format!("{}/", day.display()),
-                datafusion::prelude::ParquetReadOptions::default(),
-            )
-            .await
-            .unwrap();
-        df.schema()
-            .field_with_unqualified_name("scored_at")
-            .unwrap()
-            .data_type()
-            .clone()
-    })
+    let batches = runtime().block_on(read_parquet(day));
+    batches[0]
+        .schema()
+        .field_with_name("scored_at")
+        .unwrap()
+        .data_type()
+        .clone()
 }
 
 fn local(p: &Path) -> Location {
