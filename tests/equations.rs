@@ -12,6 +12,16 @@ fn max_abs(t: &Tensor) -> f64 {
     t.abs().max().double_value(&[])
 }
 
+/// `a` and `b`, two computations of the same values from the leaf `x`, give `x` the same
+/// (non-zero) gradient for a random weighting of their outputs.
+fn assert_same_gradient(a: &Tensor, b: &Tensor, x: &Tensor, what: &str) {
+    let r = Tensor::randn(a.size(), (Kind::Float, Device::Cpu));
+    let grad = |y: &Tensor| Tensor::run_backward(&[(y * &r).sum(Kind::Float)], &[x], false, false);
+    let (ga, gb) = (grad(a).remove(0), grad(b).remove(0));
+    assert!(max_abs(&gb) > 1e-3, "no gradient: {what}");
+    assert!(max_abs(&(&ga - &gb)) < 1e-5, "gradients differ: {what}");
+}
+
 #[test]
 fn eq6_7_orthogonal_map_removes_exactly_the_projection() {
     tch::manual_seed(1);
@@ -114,12 +124,19 @@ fn eq1_2_attending_each_kind_over_its_own_length_equals_attending_over_all_posit
             "seq_lens is each kind's longest real sequence"
         );
         let sa = model.self_attention().unwrap();
-        let e = model.user_step(&ub).seq_emb;
+        let e = model
+            .user_step(&ub)
+            .seq_emb
+            .detach()
+            .set_requires_grad(true);
         let trimmed = sa.forward(&e, &ub.seq_mask, &lens);
         let full = sa.forward(&e, &ub.seq_mask, &[]);
         assert_eq!(trimmed.size(), full.size());
         assert!(max_abs(&full) > 0.0);
         assert!(max_abs(&(&trimmed - &full)) < 1e-6, "residual {residual}");
+        // The gradient flows back to each kind's positions alike (the per-kind path takes
+        // the kinds apart and puts them back together).
+        assert_same_gradient(&trimmed, &full, &e, &format!("residual {residual}"));
     }
 }
 
@@ -137,11 +154,12 @@ fn eq3_5_attending_each_kind_over_its_own_length_equals_attending_over_all_posit
         let l = ub.seq_mask.size()[2];
         let state = model.user_step(&ub);
         let ta = model.target_attention().unwrap();
-        let cut = state.keys.as_ref().unwrap();
+        let o = state.o.detach().set_requires_grad(true);
+        let cut = &ta.keys(&o, &ub.seq_lens);
         let widths: Vec<i64> = cut.keys.iter().map(|k| k.size()[1]).collect();
         assert!(widths.iter().any(|&n| n < l), "{widths:?} of {l}");
         assert!(widths.iter().all(|&n| n >= 1), "{widths:?}");
-        let full = ta.keys(&state.o, &[]);
+        let full = ta.keys(&o, &[]);
         let ctx = Tensor::randn([2, 3, 32], (Kind::Float, Device::Cpu));
         let (a, b) = (
             ta.weights(cut, &ctx, &state.mask),
@@ -150,14 +168,16 @@ fn eq3_5_attending_each_kind_over_its_own_length_equals_attending_over_all_posit
         assert_eq!(a.size(), b.size());
         assert!(max_abs(&(&a - &b)) < 1e-6, "count-aware {count_aware}");
         let (f_cut, f_full) = (
-            ta.forward(&state.o, cut, &ctx, &state.mask),
-            ta.forward(&state.o, &full, &ctx, &state.mask),
+            ta.forward(cut, &ctx, &state.mask),
+            ta.forward(&full, &ctx, &state.mask),
         );
         assert!(max_abs(&f_full) > 0.0);
         assert!(
             max_abs(&(&f_cut - &f_full)) < 1e-6,
             "count-aware {count_aware}"
         );
+        // And so does the gradient of f with respect to O.
+        assert_same_gradient(&f_cut, &f_full, &o, &format!("count-aware {count_aware}"));
     }
 }
 
@@ -173,7 +193,7 @@ fn eq3_5_target_attention_ignores_padding_and_empty_sequences_pool_to_zero() {
     let mask = state.mask.unsqueeze(1);
     let pad: Tensor = 1.0 - &mask;
     assert_eq!((&alpha * pad).abs().max().double_value(&[]), 0.0);
-    let f = ta.forward(&state.o, state.keys.as_ref().unwrap(), &ctx, &state.mask); // [U,C,S,E]
+    let f = ta.forward(state.keys.as_ref().unwrap(), &ctx, &state.mask); // [U,C,S,E]
     assert!(!bool::try_from(f.isnan().any()).unwrap());
     // User 0 has no dislikes, user 1 no unclicks and no likes: those f are exactly zero.
     for (u, s) in [(0i64, 3i64), (1, 1), (1, 2)] {
@@ -236,7 +256,7 @@ fn the_residual_normalised_attention_and_the_null_position_keep_padding_at_zero_
             assert!(max_abs(&below_one) < 1e-5, "{what}: weights sum to one");
         }
         // Empty sequences still pool to exactly zero.
-        let f = ta.forward(&state.o, state.keys.as_ref().unwrap(), &ctx, &state.mask);
+        let f = ta.forward(state.keys.as_ref().unwrap(), &ctx, &state.mask);
         assert_eq!(
             max_abs(&f.get(0).select(1, 3)),
             0.0,
@@ -268,7 +288,6 @@ fn count_aware_pooling_tells_one_matching_item_from_four() {
         let state = model.user_step(&ub);
         let ctx = Tensor::randn([1, 1, 32], (Kind::Float, Device::Cpu)).expand([2, 1, 32], false);
         let f = model.target_attention().unwrap().forward(
-            &state.o,
             state.keys.as_ref().unwrap(),
             &ctx,
             &state.mask,

@@ -381,7 +381,7 @@ impl Dumn {
                     -1,
                 );
                 // Eq. 3-5: f per candidate and sequence, [U, C, S, E], then per row.
-                let f = ta.forward(&state.o, keys, &ctx, &state.mask);
+                let f = ta.forward(keys, &ctx, &state.mask);
                 let f = f.flatten(0, 1).index_select(0, rows); // [N, S, E]
                 self.dumn_interest(state, f, &e_item_rows, user_of_row)
             }

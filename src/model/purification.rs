@@ -151,22 +151,26 @@ impl SelfAttention {
         if lengths.is_empty() || lengths.iter().all(|&n| n >= l) {
             return self.attend(&self.slice(0, s), e, mask);
         }
-        let parts: Vec<Tensor> = (0..s)
-            .map(|k| {
+        // One unbind rather than a narrow per kind: the backward of a narrow is a zero
+        // tensor of the whole input's size, the backward of unbind one stack.
+        let parts: Vec<Tensor> = e
+            .unbind(1)
+            .iter()
+            .zip(0..s)
+            .map(|(e_k, k)| {
                 let n = lengths[k as usize].clamp(0, l);
-                let e_k = e.narrow(1, k, 1);
                 if n == 0 {
                     return e_k.zeros_like();
                 }
                 let out = self.attend(
                     &self.slice(k, 1),
-                    &e_k.narrow(2, 0, n),
+                    &e_k.narrow(1, 0, n).unsqueeze(1),
                     &mask.narrow(1, k, 1).narrow(2, 0, n),
                 );
-                out.constant_pad_nd([0, 0, 0, l - n])
+                out.squeeze_dim(1).constant_pad_nd([0, 0, 0, l - n])
             })
             .collect();
-        Tensor::cat(&parts, 1)
+        Tensor::stack(&parts, 1)
     }
 
     /// Eq. 1-2 with the weights `w` of `e`'s sequences.
@@ -221,6 +225,8 @@ pub struct TargetAttention {
 /// over its own length (see [`TargetAttention::keys`]).
 #[derive(Debug)]
 pub struct TargetKeys {
+    /// Per sequence `k`, `[U, L_k, E]`: o_j itself, the values that eq. 5 pools.
+    pub values: Vec<Tensor>,
     /// Per sequence `k`, `[U, L_k, E]`: o_j W^K_t.
     pub keys: Vec<Tensor>,
     /// Per sequence `k`, `[U, L_k]`: o_j · w_pos.
@@ -255,18 +261,33 @@ impl TargetAttention {
     /// length only, at least one position; an empty `lengths` means `L` for all. Masked
     /// positions weigh exactly zero, so the cut changes no weight.
     pub fn keys(&self, o: &Tensor, lengths: &[i64]) -> TargetKeys {
-        let (_, s, l, _) = o.size4().unwrap();
-        let (keys, pos_logit) = (0..s)
-            .map(|k| {
-                let n = lengths.get(k as usize).map_or(l, |&n| n.clamp(1, l));
-                let o_k = o.select(1, k).narrow(1, 0, n); // [U, L_k, E]
+        let l = o.size()[2];
+        // One unbind for all kinds (see SelfAttention::forward).
+        let values: Vec<Tensor> = o
+            .unbind(1)
+            .iter()
+            .enumerate()
+            .map(|(k, o_k)| {
+                let n = lengths.get(k).map_or(l, |&n| n.clamp(1, l));
+                o_k.narrow(1, 0, n) // [U, L_k, E]
+            })
+            .collect();
+        let (keys, pos_logit) = values
+            .iter()
+            .enumerate()
+            .map(|(k, o_k)| {
+                let k = k as i64;
                 (
                     o_k.matmul(&self.w_key.get(k)),
                     o_k.matmul(&self.w_pos.get(k)),
                 )
             })
             .unzip();
-        TargetKeys { keys, pos_logit }
+        TargetKeys {
+            values,
+            keys,
+            pos_logit,
+        }
     }
 
     /// The candidate side of eq. 3: `[U, C, S]` additive logits and `[U, C, S, E]` queries.
@@ -326,13 +347,14 @@ impl TargetAttention {
         Tensor::stack(&per_kind, 2)
     }
 
-    /// Eq. 5: `f = Σ_j α̃_j o_j` → `[U, C, S, E]`; zero for an empty sequence.
-    pub fn forward(&self, o: &Tensor, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
+    /// Eq. 5: `f = Σ_j α̃_j o_j` over the positions the user step kept
+    /// ([`TargetKeys::values`]) → `[U, C, S, E]`; zero for an empty sequence.
+    pub fn forward(&self, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
         let q = self.queries(ctx);
         let per_kind: Vec<Tensor> = (0..keys.keys.len() as i64)
             .map(|k| {
                 let alpha = self.weights_of(k, keys, &q, mask); // [U, C, L_k]
-                alpha.matmul(&o.select(1, k).narrow(1, 0, alpha.size()[2])) // [U, C, E]
+                alpha.matmul(&keys.values[k as usize]) // [U, C, E]
             })
             .collect();
         Tensor::stack(&per_kind, 2)
