@@ -126,12 +126,17 @@ impl UserMemory {
             + self.per_seq(&self.b_hidden).unsqueeze(1)
     }
 
-    /// Eq. 8's hidden layer from `f^o` `[N, S, E]` and the per-row user part `[S, N, F]`:
-    /// `[S, N, F]`. The controller works sequence-major, so that every product below is one
-    /// batched matrix product over the S sequences with no transposed copies of the
-    /// `[N, S, F]`-sized tensors, where most of a candidate's arithmetic is.
-    pub fn hidden(&self, fo: &Tensor, user_part: &Tensor) -> Tensor {
-        let mut h = user_part.baddbmm(&fo.transpose(0, 1), &self.per_seq(&self.w_f), 1, 1);
+    /// Eq. 8's hidden layer from `f^o` `[N, S, E]` and the user part `[S, U, F]` of
+    /// [`Self::user_part`], taken for each row by `user_of_row` `[N]`: `[S, N, F]`. The
+    /// controller works sequence-major, so that every product below is one batched matrix
+    /// product over the S sequences with no transposed copies of the `[N, S, F]`-sized
+    /// tensors, where most of a candidate's arithmetic is. The user part is gathered to
+    /// one row per candidate and the product added to it in place: an out-of-place
+    /// `baddbmm` would copy that `[S, N, F]` tensor once more (6% of a scoring run's
+    /// samples, docs/benchmarks.md).
+    pub fn hidden(&self, fo: &Tensor, user_part: &Tensor, user_of_row: &Tensor) -> Tensor {
+        let mut h = user_part.index_select(1, user_of_row);
+        let _ = h.baddbmm_(&fo.transpose(0, 1), &self.per_seq(&self.w_f));
         let _ = h.relu_();
         h
     }

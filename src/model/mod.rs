@@ -436,7 +436,7 @@ impl Dumn {
         // Eq. 8-11: read the memories.
         let (hidden, r) = match (&self.memory, &state.controller) {
             (Some(mem), Some(user_part)) => {
-                let h = mem.hidden(&fo, &user_part.index_select(1, user_of_row));
+                let h = mem.hidden(&fo, user_part, user_of_row);
                 let r = mem.read(&h);
                 (Some(h), Some(r))
             }
