@@ -302,6 +302,43 @@ fn count_aware_pooling_tells_one_matching_item_from_four() {
 }
 
 #[test]
+fn eq8_the_hidden_state_shares_each_users_part_and_leaves_it_unchanged() {
+    // The controller's e_user block is computed once per user and taken for each row of
+    // that user, then the f^o product is added to it in place: the same hidden state as
+    // with each row's own user part, and the per-user part itself is not written.
+    tch::manual_seed(8);
+    let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();
+    let mem = model.memory().unwrap();
+    let opts = (Kind::Float, Device::Cpu);
+    let (n, s) = (7i64, 4i64);
+    let user_dim = model.config.schema.user_fields.len() as i64 * model.config.emb_dim;
+    let e_user = Tensor::randn([3, user_dim], opts);
+    let fo = Tensor::randn([n, s, model.config.emb_dim], opts);
+    let user_of_row = Tensor::from_slice(&[0i64, 0, 1, 2, 2, 2, 1]);
+    let part = mem.user_part(&e_user); // [S, U, F]
+    let before = part.copy();
+    let shared = mem.hidden(&fo, &part, &user_of_row);
+    assert!(part.equal(&before), "the user part was written");
+    let own = mem.user_part(&e_user.index_select(0, &user_of_row));
+    let per_row = mem.hidden(&fo, &own, &Tensor::arange(n, (Kind::Int64, Device::Cpu)));
+    assert_eq!(shared.size(), per_row.size());
+    assert!(max_abs(&(&shared - &per_row)) < 1e-5);
+    // ReLU: no negative unit, some units off and some on.
+    assert!(shared.min().double_value(&[]) >= 0.0);
+    let on = shared
+        .gt(0.0)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[]);
+    assert!(on > 0.1 && on < 0.9, "{on}");
+    // The hidden state depends on the user: two rows with the same f^o and other users
+    // differ.
+    let same_fo = fo.get(0).unsqueeze(0).expand([2, s, -1], false);
+    let two = mem.hidden(&same_fo, &part, &Tensor::from_slice(&[0i64, 1]));
+    assert!(max_abs(&(two.select(1, 0) - two.select(1, 1))) > 1e-3);
+}
+
+#[test]
 fn eq9_read_weights_sum_to_one() {
     tch::manual_seed(4);
     let model = Dumn::new(small_config(Ablation::default()), Device::Cpu).unwrap();

@@ -132,8 +132,8 @@ impl UserMemory {
     /// product over the S sequences with no transposed copies of the `[N, S, F]`-sized
     /// tensors, where most of a candidate's arithmetic is. The user part is gathered to
     /// one row per candidate and the product added to it in place: an out-of-place
-    /// `baddbmm` would copy that `[S, N, F]` tensor once more (6% of a scoring run's
-    /// samples, docs/benchmarks.md).
+    /// `baddbmm` would copy that `[S, N, F]` tensor once more (6% of model-only scoring's
+    /// samples at 4M, docs/benchmarks.md).
     pub fn hidden(&self, fo: &Tensor, user_part: &Tensor, user_of_row: &Tensor) -> Tensor {
         let mut h = user_part.index_select(1, user_of_row);
         let _ = h.baddbmm_(&fo.transpose(0, 1), &self.per_seq(&self.w_f));
