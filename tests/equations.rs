@@ -311,8 +311,7 @@ fn eq8_the_hidden_state_shares_each_users_part_and_leaves_it_unchanged() {
     let mem = model.memory().unwrap();
     let opts = (Kind::Float, Device::Cpu);
     let (n, s) = (7i64, 4i64);
-    let user_dim = model.config.schema.user_fields.len() as i64 * model.config.emb_dim;
-    let e_user = Tensor::randn([3, user_dim], opts);
+    let e_user = Tensor::randn([3, model.config.user_dim()], opts);
     let fo = Tensor::randn([n, s, model.config.emb_dim], opts);
     let user_of_row = Tensor::from_slice(&[0i64, 0, 1, 2, 2, 2, 1]);
     let part = mem.user_part(&e_user); // [S, U, F]

@@ -444,7 +444,8 @@ impl ModelConfig {
         Ok(())
     }
 
-    pub(crate) fn user_dim(&self) -> i64 {
+    /// Width of `e_user`: one embedding per user field.
+    pub fn user_dim(&self) -> i64 {
         self.schema.user_fields.len() as i64 * self.emb_dim
     }
 

@@ -156,9 +156,10 @@ impl SelfAttention {
         let parts: Vec<Tensor> = e
             .unbind(1)
             .iter()
-            .zip(0..s)
-            .map(|(e_k, k)| {
-                let n = lengths[k as usize].clamp(0, l);
+            .enumerate()
+            .map(|(k, e_k)| {
+                let n = lengths[k].clamp(0, l);
+                let k = k as i64;
                 if n == 0 {
                     return e_k.zeros_like();
                 }
@@ -351,10 +352,13 @@ impl TargetAttention {
     /// ([`TargetKeys::values`]) → `[U, C, S, E]`; zero for an empty sequence.
     pub fn forward(&self, keys: &TargetKeys, ctx: &Tensor, mask: &Tensor) -> Tensor {
         let q = self.queries(ctx);
-        let per_kind: Vec<Tensor> = (0..keys.keys.len() as i64)
-            .map(|k| {
-                let alpha = self.weights_of(k, keys, &q, mask); // [U, C, L_k]
-                alpha.matmul(&keys.values[k as usize]) // [U, C, E]
+        let per_kind: Vec<Tensor> = keys
+            .values
+            .iter()
+            .enumerate()
+            .map(|(k, o_k)| {
+                let alpha = self.weights_of(k as i64, keys, &q, mask); // [U, C, L_k]
+                alpha.matmul(o_k) // [U, C, E]
             })
             .collect();
         Tensor::stack(&per_kind, 2)
