@@ -14,6 +14,11 @@
 -- stream the candidates through them (the left side of each join is the hash table, so
 -- statistics-driven join swapping is turned off here). Memory then grows with the number
 -- of users, not of candidates.
+--
+-- Copies: the items are joined to the candidates first and the users' sequences last, so
+-- the sequences, by far the widest columns, are copied to each candidate's row once. (A
+-- join copies the columns of its streamed side too: joined in the other order, the item
+-- join copied every candidate's sequences a second time, which cost 7% of a 4M run.)
 SET datafusion.optimizer.join_reordering = false;
 
 CREATE OR REPLACE VIEW scoring_input AS
@@ -41,13 +46,9 @@ user_side AS (
     SELECT h.*, u.* EXCLUDE (user_id)
     FROM users AS u
     RIGHT JOIN histories AS h ON u.user_id = h.user_id
-),
-with_users AS (
-    SELECT c.*, s.* EXCLUDE (user_id)
-    FROM user_side AS s
-    JOIN candidates AS c ON c.user_id = s.user_id
-    WHERE c.item_id IS NOT NULL
 )
-SELECT x.*, i.* EXCLUDE (item_id)
-FROM items AS i
-RIGHT JOIN with_users AS x ON i.item_id = x.item_id;
+SELECT c.*, s.* EXCLUDE (user_id), i.* EXCLUDE (item_id)
+FROM user_side AS s
+JOIN (items AS i RIGHT JOIN candidates AS c ON i.item_id = c.item_id)
+    ON c.user_id = s.user_id
+WHERE c.item_id IS NOT NULL;
