@@ -47,6 +47,8 @@ user_side AS (
     FROM users AS u
     RIGHT JOIN histories AS h ON u.user_id = h.user_id
 )
+-- The items join the candidates first (the join in parentheses), and the user side joins
+-- that last (see "Copies" above); the columns keep the order candidates, user side, items.
 SELECT c.*, s.* EXCLUDE (user_id), i.* EXCLUDE (item_id)
 FROM user_side AS s
 JOIN (items AS i RIGHT JOIN candidates AS c ON i.item_id = c.item_id)
