@@ -182,7 +182,7 @@ pub async fn prepare(
                 let dir = tempfile::Builder::new()
                     .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
                     .tempdir()?;
-                cluster_candidates(ctx, &Location::Local(dir.path().to_path_buf())).await?;
+                cluster_candidates(ctx, &Location::local(dir.path())?).await?;
                 ctx.state_ref()
                     .write()
                     .config_mut()

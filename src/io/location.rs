@@ -53,7 +53,7 @@ impl Location {
             let path = url
                 .to_file_path()
                 .map_err(|_| anyhow::anyhow!("`{s}` is not a local file:// URL"))?;
-            return Ok(Location::Local(path));
+            return Self::local(&path);
         }
         if let Some((scheme, _)) = s.split_once("://") {
             bail!("`{s}`: the `{scheme}://` scheme is not supported; use a local path, file:// or s3://");
@@ -291,6 +291,10 @@ mod tests {
         );
         assert_eq!(
             Location::parse("/tmp/a/../b/./c").unwrap(),
+            Location::Local("/tmp/b/c".into())
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/a/../b/./c").unwrap(),
             Location::Local("/tmp/b/c".into())
         );
         assert!(Location::parse("gs://b/x")
