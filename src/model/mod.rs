@@ -98,7 +98,9 @@ pub struct UserState {
     pub e_user: Tensor,
     /// `[U, S, L, E]`: the sequence embeddings (zero at padding).
     pub seq_emb: Tensor,
-    /// `[U, S, L, E]`: `O` of eq. 2.
+    /// `[U, S, L, E]`: `O` of eq. 2, whole. The candidate step reads only its per-kind cuts,
+    /// [`TargetKeys::values`]; `o` is the user step's eq. 2 output as it was computed,
+    /// for inspection (the equation tests check it is zero at padding).
     pub o: Tensor,
     /// `[U, S, L]`.
     pub mask: Tensor,
