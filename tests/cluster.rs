@@ -288,6 +288,48 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
     let row = format!("| {} | 1    |", fx.gen.users * 20);
     assert!(text.contains(&row), "{row} expected: {text}");
 
+    // A ranking with no eligible candidate (every p_dislike above a threshold of 0): the
+    // job ends, with an empty ranking. (Ballista's adaptive planner, which dumn turns off,
+    // planned stage after stage of such a job and never ended it; a run past the deadline
+    // is that hang.)
+    let empty_out = fx.path("out-cluster-empty");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
+        .args([
+            "run",
+            clustered.to_str().unwrap(),
+            "--cluster",
+            &cluster.url,
+            "--set",
+            "dislike_threshold=0",
+            "--set",
+            &format!("out={}", empty_out.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "a run with an empty ranking did not end:\n{}",
+                cluster.all_logs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(status.success(), "{}", cluster.all_logs());
+    let ranked = ranking(&empty_out.join(format!("ranking/{day}")));
+    assert!(ranked.is_empty(), "{ranked:?}");
+    assert_eq!(
+        scores(&empty_out.join(format!("scores/{day}"))).len(),
+        fx.gen.users * 20
+    );
+
     // A client whose model differs from the cluster's is refused before any work.
     let other = fx.path("other-model");
     artifact::save(

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 use ballista::prelude::SessionContextExt;
+use ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED;
 use ballista_core::utils::default_session_builder;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
@@ -148,6 +149,15 @@ pub async fn connect(
     let remote = SessionContext::remote_with_state(&url, ctx.state())
         .await
         .with_context(|| format!("connecting to the cluster at {url}"))?;
+    // Ballista 55's adaptive planner never finishes a job with a stage that yields no row
+    // (seen with a ranking whose every candidate was above the dislike threshold: the
+    // scheduler planned stage after stage); its static planner finishes it.
+    remote
+        .state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set(BALLISTA_ADAPTIVE_PLANNER_ENABLED, "false")?;
     udfs::register(&remote);
     udfs::register_model(&remote, scorer.clone());
     if let Some(scorer) = scorer {
