@@ -98,6 +98,15 @@ impl Fixture {
                 text.push_str(&format!("{key} = \"{value}\"\n"));
             }
         }
+        // The fixture's model is untrained: its dislike probabilities sit near 0.5, on one
+        // side or the other depending on its weights, which libtorch draws from a generator
+        // that the tests running beside this one draw from too. A ranking filtered at 0.5
+        // could then hold every candidate in one run and none in the next, so the jobs keep
+        // every candidate eligible unless a test sets the threshold (the tests of the
+        // filter set 0.5 and check that it both keeps and drops candidates).
+        if !has("dislike_threshold") {
+            text.push_str("dislike_threshold = 1.0\n");
+        }
         text.push_str(&format!(
             "date = \"{}\"\ndevice = \"cpu\"\n{extra}\n",
             self.date()
