@@ -168,6 +168,18 @@ fn run_ok(args: &[&str], env: &[(&str, String)]) -> String {
     text
 }
 
+/// The commit file of version `v` of `out`'s scores table.
+fn scores_log(out: &Path, v: u64) -> PathBuf {
+    out.join("scores/_delta_log").join(format!("{v:020}.json"))
+}
+
+/// The one run id of day `date` of the Delta table at `table`.
+fn summary_run(table: &Location, date: &str) -> String {
+    let (_, runs) = delta_day(table, None, date);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.into_iter().next().unwrap()
+}
+
 #[test]
 fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet_rows() {
     let fx = Fixture::new(5);
@@ -191,6 +203,38 @@ fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet
     assert_eq!(summary["format"], "delta", "{text}");
     assert_eq!(summary["scores"]["delta_version"], 2, "{text}");
     assert_eq!(summary["ranking"]["delta_version"], 2, "{text}");
+    // The commit added the staged files as they are, renamed for the run, with their row
+    // counts, and removed the day's files of the run before.
+    let commit = std::fs::read_to_string(scores_log(&out, 2)).unwrap();
+    let actions: Vec<serde_json::Value> = commit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let added: Vec<&serde_json::Value> = actions.iter().filter_map(|a| a.get("add")).collect();
+    let run = summary_run(&scores, &today);
+    for add in &added {
+        let path = add["path"].as_str().unwrap();
+        assert!(
+            path.starts_with(&format!("dt={today}/part-{run}-")),
+            "{path}"
+        );
+        assert_eq!(add["partitionValues"]["dt"], today.as_str());
+    }
+    let counted: u64 = added
+        .iter()
+        .map(|a| {
+            let stats: serde_json::Value =
+                serde_json::from_str(a["stats"].as_str().unwrap()).unwrap();
+            stats["numRecords"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(counted, summary["scores"]["rows"].as_u64().unwrap());
+    assert_eq!(
+        added.len() as u64,
+        summary["scores"]["files"].as_u64().unwrap()
+    );
+    let removed = actions.iter().filter(|a| a.get("remove").is_some()).count();
+    assert!(removed > 0, "the day's files before were removed: {commit}");
     assert_eq!(delta_day(&scores, None, &yesterday), (before, before_runs));
     let (rows, runs) = delta_day(&scores, None, &today);
     let (ranked, ranking_runs) = delta_day(&ranking, None, &today);
@@ -393,10 +437,10 @@ fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
     let (ranked, r_run) = delta_day(&ranking, None, &date);
     assert_eq!(s_run, r_run);
     assert_eq!((rows, ranked), (first_rows.clone(), first_ranked.clone()));
-    assert!(
-        !files_under(&out.join("_staging")).is_empty(),
-        "the kill left staging"
-    );
+    // It left the run's staging folder (its files were moved into the tables).
+    let runs_staged =
+        || std::fs::read_dir(out.join("_staging").join(&date)).map_or(0, |d| d.count());
+    assert_eq!(runs_staged(), 1, "the kill left staging");
 
     // The next run commits both again and removes what the killed runs left.
     run_ok(&["run", job], &[]);
@@ -405,6 +449,7 @@ fn a_run_killed_between_its_two_commits_leaves_a_pair_that_its_run_ids_match() {
     assert_eq!(s_run, r_run);
     assert_eq!((rows, ranked), (first_rows, first_ranked));
     assert!(files_under(&out.join("_staging")).is_empty());
+    assert_eq!(runs_staged(), 0);
 }
 
 /// Blocks on a future in the tests' runtime and unwraps it.
@@ -859,4 +904,38 @@ fn a_commit_beaten_by_another_writer_of_the_day_is_exit_code_3_and_leaves_that_w
         })
         .count();
     assert_eq!(versions, 2, "the first run's commit and the other writer's");
+}
+
+/// A day whose rows have other columns than the table's is refused before anything is
+/// committed: here a team's ranking SQL with columns of its own, against the ranking
+/// table of the embedded one. (Committing the scores first would leave a pair of two runs.)
+#[test]
+fn a_day_with_other_columns_than_its_table_is_refused_and_commits_nothing() {
+    let (fx, job, out, date) = delta_setup(3, "");
+    run_ok(&["run", &job], &[]);
+    let before = pair_read(&out, &date);
+    let sql = fx.path("counts.sql");
+    std::fs::write(
+        &sql,
+        "CREATE OR REPLACE VIEW ranking AS SELECT user_id, count(*) AS n FROM scores GROUP BY user_id",
+    )
+    .unwrap();
+    let other = fx.job(
+        "counts.toml",
+        &format!("format = \"delta\"\nranking_sql = \"{}\"", sql.display()),
+    );
+    let (code, text) = dumn_exit_code(&["run", other.to_str().unwrap()], &[]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("ranking") && text.contains("has the columns") && text.contains("\"n\""),
+        "the error names the table and both column lists: {text}"
+    );
+    assert_eq!(pair_read(&out, &date), before, "nothing was committed");
+    for table in ["scores", "ranking"] {
+        let version = delta::open(&local(&out.join(table)))
+            .now_or_panic()
+            .version();
+        assert_eq!(version, Some(0), "{table}");
+    }
+    assert!(files_under(&out.join("_staging")).is_empty());
 }

@@ -286,7 +286,7 @@ async fn listed_files(day: &Location, marker: &Value) -> Result<Vec<String>> {
 }
 
 /// Moves (local) or copies (S3) one file to its published name.
-async fn place(from: &Location, to: &Location) -> Result<()> {
+pub(super) async fn place(from: &Location, to: &Location) -> Result<()> {
     match (from, to) {
         (Location::Local(f), Location::Local(t)) => {
             if let Some(dir) = t.parent() {

@@ -7,7 +7,8 @@
 //!   (local files, or the bucket's S3 store configured from the `AWS_*` variables);
 //! - [`replace_day`] replaces the rows of one day of a table partitioned by `dt`
 //!   (`YYYY-MM-DD` text) in **one commit**: an overwrite whose predicate is `dt = 'D'`. The
-//!   data files are written first under unique names, then the commit file
+//!   run's staged files ([`as_stored`] gives them the table's columns) are moved first into
+//!   `dt=D/` under names of the run, not rewritten, then the commit file
 //!   `_delta_log/NNNNNNNNNNNNNNNNNNNN.json` is created only if that version does not exist
 //!   yet (an atomic create on a local disk, a conditional `PUT` with `If-None-Match` on
 //!   S3), so a reader sees the day before or after the commit, never a mixture; rows of
@@ -24,20 +25,25 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{col, lit, ParquetReadOptions, SessionConfig, SessionContext};
-use deltalake::delta_datafusion::planner::DeltaPlanner;
-use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::prelude::{cast, ident, lit, DataFrame, Expr, SessionContext};
+use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{normalize_for_delta, Action, Add, StructType};
+use deltalake::operations::create::CreateBuilder;
 use deltalake::operations::vacuum::VacuumMode;
-use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, FilterOp, FilterValue};
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
+use parquet::arrow::parquet_to_arrow_schema;
 use url::Url;
 
 use super::failure::Failure;
 use super::location::{self, Location};
-use super::stores::{s3_store, Stores};
+use super::stores::s3_store;
 
 /// The partition column of dumn's Delta tables: the scored day as `YYYY-MM-DD` text.
 pub const DAY_COLUMN: &str = "dt";
@@ -129,12 +135,71 @@ pub struct Committed {
     pub version: u64,
 }
 
+/// The rows of `df` as the Delta table at `table` stores a day of them: the table's
+/// columns (a new table's: the rows' own, in the types Delta gives them), in its order and
+/// of its types, with `run_id` = `run_id`, and without `dt` (the partition, which is in
+/// the files' folder, not in them). [`replace_day`] commits the files staged from these
+/// rows as they are, so they must have the table's shape. An error names both column
+/// lists when the table's columns are not the rows' (a job whose candidates changed
+/// columns writes to a new `out`).
+pub async fn as_stored(df: DataFrame, table: &Location, run_id: &str) -> Result<DataFrame> {
+    let df = df
+        .drop_columns(&[DAY_COLUMN])?
+        .with_column(RUN_ID_COLUMN, lit(run_id.to_string()))?;
+    let target: SchemaRef = if is_table(table).await? {
+        let stored = load(table, None)
+            .await?
+            .snapshot()?
+            .snapshot()
+            .arrow_schema();
+        let fields: Vec<_> = stored
+            .fields()
+            .iter()
+            .filter(|f| f.name() != DAY_COLUMN)
+            .cloned()
+            .collect();
+        Arc::new(Schema::new(fields))
+    } else {
+        let rows: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let kernel: StructType = normalize_for_delta(&rows)
+            .try_into_kernel()
+            .with_context(|| format!("the rows for the new Delta table at {table}"))?;
+        Arc::new((&kernel).try_into_arrow()?)
+    };
+    let names = |fields: Vec<&String>| {
+        let mut names: Vec<String> = fields.into_iter().cloned().collect();
+        names.sort();
+        names
+    };
+    let (want, have) = (
+        names(target.fields().iter().map(|f| f.name()).collect()),
+        names(df.schema().fields().iter().map(|f| f.name()).collect()),
+    );
+    if want != have {
+        bail!(
+            "the Delta table at {table} has the columns {want:?} (besides {DAY_COLUMN}) but \
+             this run's rows have {have:?}: a day's rows must have the table's columns. Write \
+             the job to a new `out`, or make its SQL give the table's columns"
+        );
+    }
+    let columns: Vec<Expr> = target
+        .fields()
+        .iter()
+        .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()))
+        .collect();
+    Ok(df.select(columns)?)
+}
+
 /// Replaces day `date` of the Delta table at `table` (created, partitioned by `dt`, when
-/// it does not exist yet) with the rows of the Parquet files in the folder `staged`, plus
-/// the columns `run_id` = `run_id` and `dt` = `date`, in one commit whose `commitInfo`
-/// carries `metadata`, the run id and the date, each key prefixed with `dumn.` (see the
-/// module's contract). The copy runs in a
-/// session of its own, in this process (also when the scoring ran on a cluster).
+/// it does not exist yet) with the Parquet files in the folder `staged`, written from
+/// rows that [`as_stored`] shaped, in one commit whose `commitInfo` carries `metadata`,
+/// the run id and the date, each key prefixed with `dumn.` (see the module's contract).
+///
+/// The files are not rewritten: each is moved (a local rename, a server-side copy on S3)
+/// into the day's folder under a name of the run, `dt=D/part-RUN-NNNNN.parquet`, and the
+/// commit adds them (with their row counts as statistics) and removes the day's files of
+/// the snapshot it read. Until that commit no reader sees them; a commit that fails
+/// deletes them, and a killed run leaves them for [`vacuum`], as any Delta writer does.
 pub async fn replace_day(
     table: &Location,
     staged: &Location,
@@ -142,56 +207,141 @@ pub async fn replace_day(
     run_id: &str,
     mut metadata: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Committed> {
-    // deltalake plans its write with its own planner; the object stores are dumn's.
-    // One partition: given several, deltalake hash-repartitions the rows by `dt`, and with
-    // one day every row goes to one output while the others stay empty. DataFusion's
-    // repartition does not hold back its input while any output is empty, so the scan ran
-    // ahead of the day's one Parquet encoder and buffered the day in memory (+75-95 MB at
-    // 4M scores). With one partition the scan keeps the encoder's pace, in the same time:
-    // one encoder writes the day either way.
-    let state = SessionStateBuilder::new()
-        .with_default_features()
-        .with_config(SessionConfig::new().with_target_partitions(1))
-        .with_runtime_env(
-            RuntimeEnvBuilder::new()
-                .with_object_store_registry(Stores::registry())
-                .build_arc()?,
-        )
-        .with_query_planner(DeltaPlanner::new())
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    let rows = ctx
-        .read_parquet(staged.url(true), ParquetReadOptions::default())
-        .await
-        .with_context(|| format!("reading the staged files at {staged}"))?
-        .with_column(RUN_ID_COLUMN, lit(run_id.to_string()))?
-        .with_column(DAY_COLUMN, lit(date.to_string()))?;
     metadata.insert(RUN_ID_COLUMN.into(), run_id.into());
     metadata.insert("date".into(), date.into());
-    let metadata = metadata.into_iter().map(|(k, v)| (format!("dumn.{k}"), v));
-    let plan = rows.into_optimized_plan()?;
+    let properties = CommitProperties::default()
+        .with_metadata(metadata.into_iter().map(|(k, v)| (format!("dumn.{k}"), v)));
     let delta = open_or_new(table).await?;
     super::day::failpoint("snapshot");
-    let written = delta
-        .write(Vec::new())
-        .with_input_plan(plan)
-        .with_session_state(Arc::new(ctx.state()))
-        .with_save_mode(SaveMode::Overwrite)
-        .with_partition_columns([DAY_COLUMN])
-        .with_replace_where(col(DAY_COLUMN).eq(lit(date.to_string())))
-        .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-        .await;
-    let written = match written {
-        Ok(t) => t,
-        Err(e) if is_conflict(&e) => return Err(lost_commit(table, date, e).await),
+    let mut placed = Vec::new();
+    let committed =
+        commit_staged(&delta, table, staged, date, run_id, properties, &mut placed).await;
+    match committed {
+        Ok(version) => Ok(Committed { version }),
         Err(e) => {
-            return Err(e)
-                .with_context(|| format!("committing day {date} to the Delta table at {table}"))
+            // A commit that was written and then reported an error (a failed checkpoint
+            // after it, say) stands: its files must stay.
+            if let Ok(Some(version)) = version_of_run(table, run_id).await {
+                super::log::warn(format_args!(
+                    "day {date} was committed to the Delta table at {table} (version \
+                     {version}) and then: {e:#}"
+                ));
+                return Ok(Committed { version });
+            }
+            for file in &placed {
+                let _ = location::remove_all(file).await;
+            }
+            match e.downcast::<DeltaTableError>() {
+                Ok(e) if is_conflict(&e) => Err(lost_commit(table, date, e).await),
+                Ok(e) if delta.version().is_none() && is_table(table).await.unwrap_or(false) => {
+                    // Another writer created the table first.
+                    Err(lost_commit(table, date, e).await)
+                }
+                Ok(e) => Err(anyhow::Error::new(e).context(format!(
+                    "committing day {date} to the Delta table at {table}"
+                ))),
+                Err(e) => Err(e),
+            }
         }
+    }
+}
+
+/// The work of [`replace_day`]: places the staged files (recording each in `placed`) and
+/// commits them; returns the new version.
+async fn commit_staged(
+    delta: &DeltaTable,
+    table: &Location,
+    staged: &Location,
+    date: &str,
+    run_id: &str,
+    properties: CommitProperties,
+    placed: &mut Vec<Location>,
+) -> Result<u64> {
+    let files: Vec<(String, u64)> = location::list(staged)
+        .await?
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".parquet"))
+        .collect();
+    let mut schema = None;
+    let mut actions = Vec::new();
+    for (i, (name, size)) in files.iter().enumerate() {
+        let from = staged.join(name);
+        let (rows, file_schema) = footer(&from, *size).await?;
+        schema.get_or_insert(file_schema);
+        let path = format!("{DAY_COLUMN}={date}/part-{run_id}-{i:05}.parquet");
+        let to = table.join(&path);
+        super::day::place(&from, &to).await?;
+        placed.push(to);
+        actions.push(Action::Add(Add {
+            path,
+            partition_values: [(DAY_COLUMN.to_string(), Some(date.to_string()))].into(),
+            size: *size as i64,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        }));
+    }
+    let Some(schema) = schema else {
+        bail!("no staged Parquet files at {staged}");
     };
-    Ok(Committed {
-        version: written.version().unwrap_or_default(),
-    })
+    if delta.version().is_none() {
+        // A new table: its schema and first day in one commit (version 0).
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(DAY_COLUMN, DataType::Utf8, true));
+        let kernel: StructType = Arc::new(Schema::new(fields)).try_into_kernel()?;
+        let created = CreateBuilder::new()
+            .with_log_store(delta.log_store())
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns([DAY_COLUMN])
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_actions(actions)
+            .with_commit_properties(properties)
+            .await?;
+        return Ok(created.version().unwrap_or_default() as u64);
+    }
+    let filter = [(DAY_COLUMN, FilterOp::Eq, FilterValue::Scalar(date))];
+    let removed: Vec<Action> = delta
+        .get_active_add_actions_by_partitions(&filter)
+        .map_ok(|f| Action::Remove(f.remove_action(true)))
+        .try_collect()
+        .await?;
+    actions.extend(removed);
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: Some(vec![DAY_COLUMN.to_string()]),
+        predicate: Some(format!("{DAY_COLUMN} = '{date}'")),
+    };
+    let commit = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(Some(delta.snapshot()?), delta.log_store(), operation)
+        .await?;
+    Ok(commit.version() as u64)
+}
+
+/// The row count and Arrow schema of the Parquet file at `loc` (`size` bytes), from its
+/// footer.
+async fn footer(loc: &Location, size: u64) -> Result<(i64, SchemaRef)> {
+    let (store, key) = loc.store()?;
+    let object = ObjectMeta {
+        location: key,
+        last_modified: chrono::Utc::now(),
+        size,
+        e_tag: None,
+        version: None,
+    };
+    let meta = DFParquetMetadata::new(store.as_ref(), &object)
+        .fetch_metadata()
+        .await
+        .with_context(|| format!("reading the Parquet footer of {loc}"))?;
+    let file = meta.file_metadata();
+    let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
+        .with_context(|| format!("the schema of {loc}"))?;
+    Ok((file.num_rows(), Arc::new(schema)))
 }
 
 /// Whether `e` is a commit that another writer's commit beat: Delta's optimistic

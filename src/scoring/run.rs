@@ -248,6 +248,17 @@ async fn score_day(
         &params,
     )
     .await?;
+    // Delta commits the staged files as they are: they are written in the table's shape.
+    let stored = |df, table: &str| {
+        let table = out.join(table);
+        async move {
+            match job.format {
+                OutputFormat::Delta => delta::as_stored(df, &table, run_id).await,
+                OutputFormat::Parquet => Ok(df),
+            }
+        }
+    };
+    let df = stored(df, "scores").await?;
     let scores =
         stage_parquet_into(df, staging.join("scores"), move |n| on_rows(n, candidates)).await?;
     let scoring_secs = started.elapsed().as_secs_f64();
@@ -271,7 +282,12 @@ async fn score_day(
             &params,
         )
         .await?;
-        stage_parquet_into(df, staging.join("ranking"), |_| {}).await
+        stage_parquet_into(
+            stored(df, "ranking").await?,
+            staging.join("ranking"),
+            |_| {},
+        )
+        .await
     }
     .await;
     let ranking = match ranked {
@@ -415,8 +431,8 @@ pub struct RunSummary {
     pub ranking: TableSummary,
     /// Start to the score table written.
     pub scoring_seconds: f64,
-    /// Publishing both tables (Delta: the two commits, copies of the staged rows
-    /// included; Parquet: the moves and markers).
+    /// Publishing both tables (Delta: the moves of the staged files and the two
+    /// commits; Parquet: the moves and markers).
     pub publish_seconds: f64,
     /// Time inside the model (None on a cluster, where the executors run it).
     pub model_seconds: Option<f64>,
