@@ -289,9 +289,9 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
     assert!(text.contains(&row), "{row} expected: {text}");
 
     // A ranking with no eligible candidate (every p_dislike above a threshold of 0): the
-    // job ends, with an empty ranking. (Ballista's adaptive planner, which dumn turns off
-    // for the ranking, planned stage after stage of such a job and never ended it; a run
-    // past the deadline is that hang.)
+    // job ends, with an empty ranking. (Ballista's adaptive planner, which dumn turns off,
+    // planned stage after stage of such a job and never ended it; a run past the deadline
+    // is that hang.)
     let empty_out = fx.path("out-cluster-empty");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dumn"))
         .args([

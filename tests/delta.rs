@@ -174,7 +174,7 @@ fn scores_log(out: &Path, v: u64) -> PathBuf {
 }
 
 /// The one run id of day `date` of the Delta table at `table`.
-fn summary_run(table: &Location, date: &str) -> String {
+fn day_run(table: &Location, date: &str) -> String {
     let (_, runs) = delta_day(table, None, date);
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.into_iter().next().unwrap()
@@ -211,7 +211,7 @@ fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let added: Vec<&serde_json::Value> = actions.iter().filter_map(|a| a.get("add")).collect();
-    let run = summary_run(&scores, &today);
+    let run = day_run(&scores, &today);
     for add in &added {
         let path = add["path"].as_str().unwrap();
         assert!(

@@ -131,24 +131,6 @@ pub async fn executor(opts: ExecutorOptions, scorer: Arc<Scorer>) -> Result<()> 
         })
 }
 
-/// A copy of `ctx` (a session on a cluster, from [`connect`]) whose jobs Ballista plans
-/// with its static planner instead of the adaptive one, for the ranking step of a run.
-///
-/// Ballista 55's adaptive planner never finishes a job with a stage that yields no row: a
-/// ranking with no candidate at or below the dislike threshold (every row filtered out
-/// before the aggregate) made the scheduler plan stage after stage, over 100,000 of a
-/// millisecond each, and the run never ended. The static planner finishes it. It stays
-/// off for the scoring, which it planned more than 20 times slower (docs/cluster.md).
-pub fn with_static_planner(ctx: &SessionContext) -> Result<SessionContext> {
-    let copy = SessionContext::new_with_state(ctx.state());
-    copy.state_ref()
-        .write()
-        .config_mut()
-        .options_mut()
-        .set(BALLISTA_ADAPTIVE_PLANNER_ENABLED, "false")?;
-    Ok(copy)
-}
-
 /// Turns `ctx` (a [`super::session::context`] session) into one whose queries run on the
 /// cluster whose scheduler is at `url` (`df://host:port`, or `host:port`), with dumn's
 /// functions registered again (Ballista's session upgrade replaces the function list),
@@ -167,6 +149,16 @@ pub async fn connect(
     let remote = SessionContext::remote_with_state(&url, ctx.state())
         .await
         .with_context(|| format!("connecting to the cluster at {url}"))?;
+    // Ballista 55's adaptive planner never finishes a job with a stage that yields no row:
+    // a ranking with no candidate at or below the dislike threshold made the scheduler plan
+    // stage after stage, over 100,000 of a millisecond each. Its static planner finishes
+    // such jobs, and scored the 1M-candidate benchmark as fast (docs/cluster.md).
+    remote
+        .state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set(BALLISTA_ADAPTIVE_PLANNER_ENABLED, "false")?;
     udfs::register(&remote);
     udfs::register_model(&remote, scorer.clone());
     if let Some(scorer) = scorer {

@@ -166,15 +166,12 @@ pub async fn as_stored(df: DataFrame, table: &Location, run_id: &str) -> Result<
             .with_context(|| format!("the rows for the new Delta table at {table}"))?;
         Arc::new((&kernel).try_into_arrow()?)
     };
-    let names = |fields: Vec<&String>| {
-        let mut names: Vec<String> = fields.into_iter().cloned().collect();
+    fn names(schema: &Schema) -> Vec<&String> {
+        let mut names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
         names.sort();
         names
-    };
-    let (want, have) = (
-        names(target.fields().iter().map(|f| f.name()).collect()),
-        names(df.schema().fields().iter().map(|f| f.name()).collect()),
-    );
+    }
+    let (want, have) = (names(&target), names(df.schema().as_arrow()));
     if want != have {
         bail!(
             "the Delta table at {table} has the columns {want:?} (besides {DAY_COLUMN}) but \

@@ -274,12 +274,6 @@ async fn score_day(
             None => with_own_pool(ctx, RANKING_MEMORY)?,
             Some(_) => ctx.clone(),
         };
-        // On a cluster, planned without Ballista's adaptive planner, which never ends a
-        // ranking that yields no row (engine::cluster::with_static_planner).
-        let ranking_ctx = match cluster {
-            Some(_) => crate::engine::cluster::with_static_planner(&ranking_ctx)?,
-            None => ranking_ctx,
-        };
         let df = define_view(
             &ranking_ctx,
             job.ranking_sql.as_deref(),
