@@ -109,7 +109,13 @@ fn df_and_inspect_print_the_model_functions_arguments_by_name() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for listed in ["dumn_ctr", "dumn_recent", "dumn_history", "dumn_predict"] {
+    for listed in [
+        "dumn_ctr",
+        "dumn_recent",
+        "dumn_history",
+        "dumn_rank",
+        "dumn_predict",
+    ] {
         assert!(text.contains(listed), "\\df lists {listed}:\n{text}");
     }
     assert!(text.contains(&format!("dumn_ctr({INPUTS})")), "{text}");

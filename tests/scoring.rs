@@ -305,6 +305,25 @@ fn a_run_writes_one_score_per_candidate_and_a_filtered_top_k_ranking() {
         assert_eq!(have, want, "user {user}");
     }
     assert_eq!(marker(&fx, "ranking")["rows"], ranking.num_rows() as u64);
+
+    // Within each file, the rows are in (user_id, rank) order (sql/ranking.sql).
+    for file in std::fs::read_dir(fx.day("ranking")).unwrap() {
+        let file = file.unwrap().path();
+        if file.extension().is_some_and(|e| e == "parquet") {
+            let batches = runtime().block_on(read_parquet(&file));
+            let b = concat_batches(&batches[0].schema(), &batches).unwrap();
+            let keys: Vec<(i64, i64)> = i64s(&b, "user_id")
+                .into_iter()
+                .zip(i64s(&b, "rank"))
+                .map(|(u, r)| (u.unwrap(), r.unwrap()))
+                .collect();
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "{} is not in (user_id, rank) order",
+                file.display()
+            );
+        }
+    }
 }
 
 /// A table's rows: the non-float columns rendered, and the float columns (scores).

@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `dumn_recent(item_id, ts [, n])` | aggregate: a feedback sequence, newest first | `udfs/recent.rs` |
 //! | `dumn_history(item_id, ts, n) OVER (… ORDER BY ts)` | window: each row's sequence strictly before it | `udfs/history.rs` |
+//! | `dumn_rank(item_id) OVER (… ORDER BY ctr DESC, item_id)` | window: `ROW_NUMBER()` counting each item once | `udfs/rank.rs` |
 //! | `dumn_ctr(…)`, `dumn_dislike(…)`, `dumn_score(…)`, `dumn_model_version()` | scalar: the model's click and dislike probabilities, and its version | `udfs/score.rs` |
 //! | `dumn_predict('TABLE')` | table: TABLE's rows with `ctr` and `p_dislike`, inputs matched by name | `udfs/predict.rs` |
 //!
@@ -14,6 +15,7 @@
 
 pub mod history;
 pub mod predict;
+pub mod rank;
 pub mod recent;
 pub mod score;
 
@@ -41,7 +43,7 @@ impl Functions {
         Self {
             scalar: score::functions(scorer),
             aggregate: vec![recent::dumn_recent()],
-            window: vec![history::dumn_history()],
+            window: vec![history::dumn_history(), rank::dumn_rank()],
         }
     }
 

@@ -47,8 +47,8 @@ use crate::model::registry;
 use crate::model::scorer::Scorer;
 
 /// Memory the embedded ranking step (sql/ranking.sql) holds before it spills to disk: its
-/// own pool ([`with_own_pool`]), so that its aggregate and sort over every score do not
-/// grow the run's peak with the number of candidates.
+/// own pool ([`with_own_pool`]), so that its sort over every score does not grow the run's
+/// peak with the number of candidates.
 pub const RANKING_MEMORY: usize = 64 << 20;
 
 /// Checks where the job writes before anything is written: `OUT/scores`, `OUT/ranking`
@@ -267,8 +267,8 @@ async fn score_day(
     let ranked = async {
         ctx.deregister_table("scores")?;
         contract::register(ctx, "scores", &scores.staging, None).await?;
-        // The embedded ranking has only operators that spill (an aggregate, a sort, a
-        // window): a bounded pool of their own. A team's own ranking may join, and a
+        // The embedded ranking holds little but its sort, which spills (its window
+        // streams, one user at a time): a bounded pool of their own. A team's own ranking may join, and a
         // join's build side cannot spill, so it keeps the session's pool.
         let ranking_ctx = match job.ranking_sql {
             None => with_own_pool(ctx, RANKING_MEMORY)?,
