@@ -19,8 +19,17 @@ mod cli;
 ///   dumn sequences training --data out/data --out out/examples
 ///   dumn train --job jobs/train-demo.toml
 ///   dumn run jobs/demo.toml
+//
+// The first run's commands keep their lines (`verbatim_doc_comment`): clap would otherwise
+// join them into one paragraph. A subcommand's examples are its `after_long_help`.
 #[derive(Parser)]
-#[command(name = "dumn", version = dumn::BUILD, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "dumn",
+    version = dumn::BUILD,
+    propagate_version = true,
+    max_term_width = 100,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,12 +84,13 @@ enum Command {
     ///
     /// Give statements with -c or -f, or type them at the prompt. Register tables with
     /// --table NAME=LOCATION, a model with --model, or everything a scoring job reads with
-    /// --job. Example:
-    ///
-    ///   dumn sql --job jobs/demo.toml -c "SELECT user_id, item_id,
-    ///     dumn_ctr(user_id, age_band, region, device, item_id, category, brand,
-    ///              click_seq, unclick_seq, like_seq, dislike_seq) AS ctr
-    ///   FROM scoring_input LIMIT 5"
+    /// --job.
+    #[command(after_long_help = r#"Example:
+
+  dumn sql --job jobs/demo.toml -c "SELECT user_id, item_id,
+    dumn_ctr(user_id, age_band, region, device, item_id, category, brand,
+             click_seq, unclick_seq, like_seq, dislike_seq) AS ctr
+  FROM scoring_input LIMIT 5""#)]
     Sql(cli::sql::SqlArgs),
     /// Train the model on generated examples with a planted signal, and show it learn.
     ///
@@ -93,12 +103,13 @@ enum Command {
     ///
     /// Executors (`dumn executor`) join it, and `dumn run --cluster` / `dumn sql --cluster`
     /// send it their queries. Every process of the cluster is started with the same
-    /// --model. Example, one machine:
-    ///
-    ///   dumn scheduler --model models/demo &
-    ///   dumn executor --model models/demo --bind 127.0.0.1:50051 --grpc-port 50052 &
-    ///   dumn executor --model models/demo --bind 127.0.0.1:50061 --grpc-port 50062 &
-    ///   dumn run jobs/demo.toml --cluster 127.0.0.1:50050
+    /// --model.
+    #[command(after_long_help = "Example, one machine:
+
+  dumn scheduler --model models/demo &
+  dumn executor --model models/demo --bind 127.0.0.1:50051 --grpc-port 50052 &
+  dumn executor --model models/demo --bind 127.0.0.1:50061 --grpc-port 50062 &
+  dumn run jobs/demo.toml --cluster 127.0.0.1:50050")]
     Scheduler(cli::cluster::SchedulerArgs),
     /// Start an executor of a Ballista cluster: it joins the scheduler and runs tasks, the
     /// model's included (loaded from --model).
@@ -120,9 +131,10 @@ enum Command {
     /// version of the last --retain-hours reads.
     ///
     /// A run replaces its day in one commit and leaves the replaced files for readers that
-    /// still hold an older version; this removes them once they are old enough. Example:
-    ///
-    ///   dumn vacuum out/scores --retain-hours 48 --dry-run
+    /// still hold an older version; this removes them once they are old enough.
+    #[command(after_long_help = "Example:
+
+  dumn vacuum out/scores --retain-hours 48 --dry-run")]
     Vacuum(cli::vacuum::VacuumArgs),
 }
 
@@ -184,5 +196,73 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand's long help, by its path of names (`[]` for dumn itself).
+    fn helps() -> Vec<(Vec<String>, String)> {
+        fn walk(cmd: &mut clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+            out.push((path.clone(), cmd.render_long_help().to_string()));
+            for sub in cmd.get_subcommands_mut() {
+                let mut p = path.clone();
+                p.push(sub.get_name().to_string());
+                walk(sub, p, out);
+            }
+        }
+        use clap::CommandFactory;
+        let mut out = Vec::new();
+        walk(&mut Cli::command(), Vec::new(), &mut out);
+        out
+    }
+
+    /// The examples of `--help` keep their lines: one command per line, as typed.
+    #[test]
+    fn help_examples_keep_one_command_per_line() {
+        let helps = helps();
+        let help = |path: &[&str]| {
+            &helps
+                .iter()
+                .find(|(p, _)| p.iter().map(String::as_str).eq(path.iter().copied()))
+                .unwrap_or_else(|| panic!("no subcommand {path:?}"))
+                .1
+        };
+        for (path, line) in [
+            (
+                &[][..],
+                "  dumn sequences training --data out/data --out out/examples",
+            ),
+            (
+                &["sql"],
+                "  dumn sql --job jobs/demo.toml -c \"SELECT user_id, item_id,",
+            ),
+            (
+                &["scheduler"],
+                "  dumn run jobs/demo.toml --cluster 127.0.0.1:50050",
+            ),
+            (
+                &["vacuum"],
+                "  dumn vacuum out/scores --retain-hours 48 --dry-run",
+            ),
+            (&["models", "list"], "  dumn models list models/ctr"),
+            (
+                &["models", "alias"],
+                "  dumn models alias models/ctr prod 20261205T071500Z-ab12cd34",
+            ),
+        ] {
+            assert!(
+                help(path).lines().any(|l| l.trim_end() == line),
+                "{path:?}: no line {line:?} in\n{}",
+                help(path)
+            );
+        }
+        // No help joins two commands on one line (what clap does to an example that is
+        // not verbatim).
+        for (path, text) in &helps {
+            for l in text.lines() {
+                assert!(
+                    l.matches("dumn ").count() < 2 || !l.trim_start().starts_with("dumn "),
+                    "{path:?}: {l:?}"
+                );
+            }
+        }
     }
 }

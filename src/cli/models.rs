@@ -17,11 +17,10 @@ pub struct ModelsArgs {
 #[derive(Subcommand)]
 pub enum ModelsCommand {
     /// List the versions of MODELS, oldest first, with their aliases and metrics.
-    ///
-    /// Example:
-    ///
-    ///   dumn models list models/ctr
-    ///   dumn models list s3://bucket/models/ctr --json
+    #[command(after_long_help = "Example:
+
+  dumn models list models/ctr
+  dumn models list s3://bucket/models/ctr --json")]
     List {
         /// The registry folder, local or s3://.
         models: String,
@@ -31,10 +30,9 @@ pub enum ModelsCommand {
     },
     /// Point an alias of MODELS at one of its versions (a rollback, a promotion), in one
     /// atomic step.
-    ///
-    /// Example:
-    ///
-    ///   dumn models alias models/ctr prod 20261205T071500Z-ab12cd34
+    #[command(after_long_help = "Example:
+
+  dumn models alias models/ctr prod 20261205T071500Z-ab12cd34")]
     Alias {
         /// The registry folder, local or s3://.
         models: String,
