@@ -11,8 +11,8 @@ use datafusion::prelude::SessionContext;
 use dumn::io::{delta, Location};
 
 use crate::common::data::{
-    copy_tree, dumn_exit_code, files_under, read_parquet, run_dumn, run_twice_together, runtime,
-    start_dumn_until, Watch,
+    copy_tree, dumn_exit_code, f64s, files_under, i64s, read_parquet, run_dumn, run_twice_together,
+    runtime, start_dumn_until, Watch,
 };
 use crate::common::s3::S3Server;
 use crate::common::scoring::Fixture;
@@ -229,6 +229,44 @@ fn delta_is_the_default_and_a_rerun_replaces_only_its_day_with_the_plain_parquet
         })
         .sum();
     assert_eq!(counted, summary["scores"]["rows"].as_u64().unwrap());
+    // Each file's column ranges and null counts are its own (readers skip files by them);
+    // strings and timestamps get none.
+    for add in &added {
+        let stats: serde_json::Value =
+            serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        let batches = runtime().block_on(read_parquet(
+            &out.join("scores").join(add["path"].as_str().unwrap()),
+        ));
+        let b = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        for column in ["user_id", "item_id"] {
+            let v: Vec<i64> = i64s(&b, column).into_iter().map(Option::unwrap).collect();
+            assert_eq!(
+                stats["minValues"][column],
+                *v.iter().min().unwrap(),
+                "{stats}"
+            );
+            assert_eq!(
+                stats["maxValues"][column],
+                *v.iter().max().unwrap(),
+                "{stats}"
+            );
+            assert_eq!(stats["nullCount"][column], 0, "{stats}");
+        }
+        for column in ["ctr", "p_dislike"] {
+            let v: Vec<f64> = f64s(&b, column).into_iter().map(Option::unwrap).collect();
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+            assert_eq!(stats["minValues"][column].as_f64(), Some(lo), "{stats}");
+            assert_eq!(stats["maxValues"][column].as_f64(), Some(hi), "{stats}");
+        }
+        for column in ["source", "model_version", "scored_at", "run_id"] {
+            assert!(
+                stats["minValues"].get(column).is_none(),
+                "{column}: {stats}"
+            );
+        }
+    }
     assert_eq!(
         added.len() as u64,
         summary["scores"]["files"].as_u64().unwrap()

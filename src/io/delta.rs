@@ -8,9 +8,10 @@
 //! - [`replace_day`] replaces the rows of one day of a table partitioned by `dt`
 //!   (`YYYY-MM-DD` text) in **one commit**: an overwrite whose predicate is `dt = 'D'`. The
 //!   run's staged files ([`as_stored`] gives them the table's columns) are moved first into
-//!   `dt=D/` under names of the run, not rewritten, then the commit file
-//!   `_delta_log/NNNNNNNNNNNNNNNNNNNN.json` is created only if that version does not exist
-//!   yet (an atomic create on a local disk, a conditional `PUT` with `If-None-Match` on
+//!   `dt=D/` under names of the run, not rewritten (each added with the statistics of its
+//!   Parquet footer, `file_stats`: row count, null counts, numeric ranges), then the
+//!   commit file `_delta_log/NNNNNNNNNNNNNNNNNNNN.json` is created only if that version
+//!   does not exist yet (an atomic create on a local disk, a conditional `PUT` with `If-None-Match` on
 //!   S3), so a reader sees the day before or after the commit, never a mixture; rows of
 //!   other days are not touched. A commit that loses the race to a concurrent writer is
 //!   retried by `deltalake` when the two do not conflict (another day), and fails as a
@@ -263,7 +264,7 @@ async fn commit_staged(
     let mut actions = Vec::new();
     for (i, (name, size)) in files.iter().enumerate() {
         let from = staged.join(name);
-        let (rows, file_schema) = footer(&from, *size).await?;
+        let (stats, file_schema) = footer(&from, *size).await?;
         schema.get_or_insert(file_schema);
         let path = format!("{DAY_COLUMN}={date}/part-{run_id}-{i:05}.parquet");
         let to = table.join(&path);
@@ -275,7 +276,7 @@ async fn commit_staged(
             size: *size as i64,
             modification_time: chrono::Utc::now().timestamp_millis(),
             data_change: true,
-            stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
+            stats: Some(stats.to_string()),
             tags: None,
             deletion_vector: None,
             base_row_id: None,
@@ -320,9 +321,9 @@ async fn commit_staged(
     Ok(commit.version() as u64)
 }
 
-/// The row count and Arrow schema of the Parquet file at `loc` (`size` bytes), from its
-/// footer.
-async fn footer(loc: &Location, size: u64) -> Result<(i64, SchemaRef)> {
+/// The Delta statistics ([`file_stats`]) and Arrow schema of the Parquet file at `loc`
+/// (`size` bytes), from its footer.
+async fn footer(loc: &Location, size: u64) -> Result<(serde_json::Value, SchemaRef)> {
     let (store, key) = loc.store()?;
     let object = ObjectMeta {
         location: key,
@@ -338,7 +339,96 @@ async fn footer(loc: &Location, size: u64) -> Result<(i64, SchemaRef)> {
     let file = meta.file_metadata();
     let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
         .with_context(|| format!("the schema of {loc}"))?;
-    Ok((file.num_rows(), Arc::new(schema)))
+    let stats = file_stats(&meta, &schema).with_context(|| format!("the statistics of {loc}"))?;
+    Ok((stats, Arc::new(schema)))
+}
+
+/// A data file's statistics as a Delta `add` action carries them, from its Parquet footer:
+/// `numRecords`, and for each top-level integer or floating-point column its `nullCount`,
+/// and its `minValues` and `maxValues` when every row group that has a value states them
+/// (readers skip files by these: a day's ranking for a range of users, say). String,
+/// timestamp and other columns get no ranges: the footer's strings may be truncated, and
+/// Delta writes timestamps to the millisecond, which would round a microsecond maximum
+/// down. A column without ranges is one readers cannot skip by, never a wrong skip.
+fn file_stats(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    schema: &Schema,
+) -> Result<serde_json::Value> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::{cast, max, min};
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+    use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+
+    let groups = meta.row_groups();
+    let (mut mins, mut maxes, mut nulls) = (
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+    );
+    for field in schema.fields() {
+        let t = field.data_type();
+        if !(t.is_integer() || t.is_floating()) {
+            continue;
+        }
+        let stats = StatisticsConverter::try_new(
+            field.name(),
+            schema,
+            meta.file_metadata().schema_descr(),
+        )?;
+        let null_counts = stats.row_group_null_counts(groups)?;
+        if null_counts.null_count() > 0 {
+            continue; // a row group without statistics: nothing is known
+        }
+        nulls.insert(
+            field.name().clone(),
+            null_counts.values().iter().sum::<u64>().into(),
+        );
+        // Row groups that hold only NULLs state no range; any other must.
+        let (lo, hi) = (
+            stats.row_group_mins(groups)?,
+            stats.row_group_maxes(groups)?,
+        );
+        let all_null = |g: usize| null_counts.value(g) as i64 == groups[g].num_rows();
+        if (0..groups.len()).any(|g| !all_null(g) && (lo.is_null(g) || hi.is_null(g))) {
+            continue;
+        }
+        let (lo, hi) = if t.is_integer() && t != &DataType::UInt64 {
+            let (lo, hi) = (cast(&lo, &DataType::Int64)?, cast(&hi, &DataType::Int64)?);
+            (
+                min(lo.as_primitive::<Int64Type>()).map(serde_json::Value::from),
+                max(hi.as_primitive::<Int64Type>()).map(serde_json::Value::from),
+            )
+        } else if t == &DataType::UInt64 {
+            (
+                min(lo.as_primitive::<UInt64Type>()).map(serde_json::Value::from),
+                max(hi.as_primitive::<UInt64Type>()).map(serde_json::Value::from),
+            )
+        } else {
+            let (lo, hi) = (
+                cast(&lo, &DataType::Float64)?,
+                cast(&hi, &DataType::Float64)?,
+            );
+            (
+                min(lo.as_primitive::<Float64Type>()).and_then(finite),
+                max(hi.as_primitive::<Float64Type>()).and_then(finite),
+            )
+        };
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            mins.insert(field.name().clone(), lo);
+            maxes.insert(field.name().clone(), hi);
+        }
+    }
+    Ok(serde_json::json!({
+        "numRecords": meta.file_metadata().num_rows(),
+        "minValues": mins,
+        "maxValues": maxes,
+        "nullCount": nulls,
+    }))
+}
+
+/// A float as JSON; NaN and the infinities have no JSON number, so no range.
+fn finite(x: f64) -> Option<serde_json::Value> {
+    x.is_finite().then(|| x.into())
 }
 
 /// Whether `e` is a commit that another writer's commit beat: Delta's optimistic
@@ -472,4 +562,77 @@ pub async fn vacuum(loc: &Location, retain_hours: u64, dry_run: bool) -> Result<
         files: metrics.files_deleted,
         dry_run,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, Float32Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    };
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::ParquetMetaDataReader;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+    /// A Parquet file of rows in row groups of two: `id` with a NULL, `x` (FLOAT), `g`
+    /// NULL through a whole row group, a string column, and `n` written without statistics.
+    #[test]
+    fn file_stats_span_every_row_group_and_skip_what_they_cannot_state() {
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![
+                    Some(5),
+                    Some(1),
+                    None,
+                    Some(9),
+                    Some(3),
+                ])),
+            ),
+            (
+                "x",
+                Arc::new(Float32Array::from(vec![0.5, -0.25, 0.75, 0.125, 0.3])),
+            ),
+            (
+                "g",
+                Arc::new(Int32Array::from(vec![
+                    Some(7),
+                    Some(8),
+                    None,
+                    None,
+                    Some(-2),
+                ])),
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(vec!["b", "a", "c", "d", "e"])),
+            ),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .set_column_statistics_enabled("n".into(), EnabledStatistics::None)
+            .build();
+        let mut w =
+            ArrowWriter::try_new(file.try_clone().unwrap(), batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let meta = ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
+        assert_eq!(meta.num_row_groups(), 3);
+
+        let stats = super::file_stats(&meta, &batch.schema()).unwrap();
+        assert_eq!(
+            stats,
+            serde_json::json!({
+                "numRecords": 5,
+                "minValues": {"id": 1, "x": -0.25, "g": -2},
+                "maxValues": {"id": 9, "x": 0.75, "g": 8},
+                "nullCount": {"id": 1, "x": 0, "g": 2},
+            })
+        );
+    }
 }
