@@ -346,7 +346,8 @@ async fn footer(loc: &Location, size: u64) -> Result<(serde_json::Value, SchemaR
 /// A data file's statistics as a Delta `add` action carries them, from its Parquet footer:
 /// `numRecords`, and for each top-level integer or floating-point column its `nullCount`,
 /// and its `minValues` and `maxValues` when every row group that has a value states them
-/// (readers skip files by these: a day's ranking for a range of users, say). String,
+/// (readers skip files and plan queries by these, as they did when `deltalake` wrote the
+/// files). String,
 /// timestamp and other columns get no ranges: the footer's strings may be truncated, and
 /// Delta writes timestamps to the millisecond, which would round a microsecond maximum
 /// down. A column without ranges is one readers cannot skip by, never a wrong skip.
