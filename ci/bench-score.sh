@@ -4,13 +4,16 @@
 #   - end to end: `dumn run`, raw logs to the written score and ranking tables;
 #   - model only: the same rows, materialised first, scored by dumn_score alone
 #     (`dumn sql` over the Parquet scoring input);
-# with wall time, candidates per second and peak memory (RSS), and prints a table.
+# with wall time, candidates per second and peak memory (RSS), and prints a table. The two
+# run alternately, DUMN_BENCH_ROUNDS times, and the table holds each one's median round
+# (the first run of a script is often the slowest: a cold page cache).
 # The model is DUMN with the paper's hyper-parameters, trained for one epoch on a smaller
 # dataset with the same columns (speed does not depend on what it learned).
 # Usage: ci/bench-score.sh [cpu|cuda]
 #   DUMN_BENCH_DIR: scratch folder (default /tmp/dumn-bench-score)
 #   DUMN_BIN: a prebuilt dumn binary (skips the build; ci/gpu-check.sh uses it)
 #   DUMN_BENCH_SIZES: which sizes to run (default "1m 4m")
+#   DUMN_BENCH_ROUNDS: rounds of end to end and model only, alternated (default 3)
 #   DUMN_BENCH_WORKERS: model worker counts to compare end to end, side by side (default
 #     "1 2 N" for N cores; see `--workers`), printed as a second table with each count's
 #     rate relative to one worker
@@ -36,6 +39,7 @@ gen() { # NAME USERS
     "$BIN" gen "$WORK/$1" --users "$2" --impressions-per-user 100 --candidates-per-user 100
 }
 SIZES="${DUMN_BENCH_SIZES:-1m 4m}"
+ROUNDS="${DUMN_BENCH_ROUNDS:-3}"
 WORKERS="${DUMN_BENCH_WORKERS:-$(echo 1 2 "$(nproc)" | tr ' ' '\n' | sort -nu | tr '\n' ' ')}"
 for size in $SIZES; do gen "data-$size" $((${size%m} * 10000)); done
 gen data-train 1000
@@ -66,6 +70,22 @@ measure() {
   tail -n 2 "$WORK/$label.log"
 }
 
+# median LABEL: of the rounds LABEL-r1, LABEL-r2, …, the one of median wall time (the
+# lower of the two middle ones for an even count), copied to LABEL.time and LABEL.log.
+median() {
+  local label=$1 mid
+  mid=$(for f in "$WORK/$label"-r*.time; do echo "$(cut -d' ' -f1 "$f") ${f%.time}"; done |
+    sort -n | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')
+  cp "$mid.time" "$WORK/$label.time"
+  cp "$mid.log" "$WORK/$label.log"
+}
+
+# rounds LABEL: the wall seconds of LABEL's rounds, in order.
+rounds() {
+  local r
+  for r in $(seq "$ROUNDS"); do cut -d' ' -f1 "$WORK/$1-r$r.time"; done | tr '\n' ' '
+}
+
 INPUTS="user_id, age_band, region, device, item_id, category, brand, click_seq, unclick_seq, like_seq, dislike_seq"
 for size in $SIZES; do
   # Outputs of an earlier benchmark (perhaps in another format) go.
@@ -78,17 +98,22 @@ date = "$DATE"
 device = "$DEVICE"
 precision = "$PRECISION"
 TOML
-  measure "run-$size-$TAG" "$BIN" run "$WORK/job-$size.toml"
+  [ -f "$WORK/input-$size/_SUCCESS" ] ||
+    "$BIN" sequences scoring --data "$WORK/data-$size" --cutoff "$DATE" --out "$WORK/input-$size"
+  rm -f "$WORK/run-$size-$TAG"-r*.* "$WORK/model-$size-$TAG"-r*.*
+  for r in $(seq "$ROUNDS"); do
+    measure "run-$size-$TAG-r$r" "$BIN" run "$WORK/job-$size.toml"
+    measure "model-$size-$TAG-r$r" "$BIN" sql --model "$WORK/model" --device "$DEVICE" \
+      --precision "$PRECISION" --table "input=$WORK/input-$size" \
+      -c "SELECT count(*) AS n, avg(s['ctr']) AS ctr FROM (SELECT dumn_score($INPUTS) AS s FROM input)"
+  done
+  median "run-$size-$TAG"
+  median "model-$size-$TAG"
   measure "run-$size-$TAG-parquet" "$BIN" run "$WORK/job-$size.toml" \
     --set format=parquet --set "out=$WORK/out-$size-parquet"
   for w in $WORKERS; do
     measure "run-$size-$TAG-w$w" "$BIN" run "$WORK/job-$size.toml" --workers "$w"
   done
-  [ -f "$WORK/input-$size/_SUCCESS" ] ||
-    "$BIN" sequences scoring --data "$WORK/data-$size" --cutoff "$DATE" --out "$WORK/input-$size"
-  measure "model-$size-$TAG" "$BIN" sql --model "$WORK/model" --device "$DEVICE" --precision "$PRECISION" \
-    --table "input=$WORK/input-$size" \
-    -c "SELECT count(*) AS n, avg(s['ctr']) AS ctr FROM (SELECT dumn_score($INPUTS) AS s FROM input)"
 done
 
 echo
@@ -100,6 +125,10 @@ for size in $SIZES; do
   read -r ms mm <"$WORK/model-$size-$TAG.time"
   awk -v n="$size" -v r="$rows" -v es="$es" -v em="$em" -v ms="$ms" -v mm="$mm" 'BEGIN {
     printf "%-4s %9d | %8.2f %12.0f %8.0f | %8.2f %12.0f %8.0f | %.2f\n", n, r, es, r/es, em/1024, ms, r/ms, mm/1024, ms/es }'
+done
+echo "(the median of $ROUNDS alternated rounds; each round's seconds:)"
+for size in $SIZES; do
+  echo "$size   end to end: $(rounds "run-$size-$TAG")  model only: $(rounds "model-$size-$TAG")"
 done
 if [ -f "$WORK/run-1m-$TAG.time" ] && [ -f "$WORK/run-4m-$TAG.time" ]; then
   read -r _ m1 <"$WORK/run-1m-$TAG.time"

@@ -12,7 +12,7 @@
 #        probabilities), and CUDA in bf16 (`--precision bf16`) within 2e-2 of CPU fp32;
 #     3. ci/bench-train.sh on cuda (training throughput);
 #     4. ci/bench-score.sh on cuda (1M, 4M), in bf16 on cuda (4M), then on cpu (1M, for
-#        the speed-up);
+#        the speed-up), one round each (DUMN_BENCH_ROUNDS=1: the lent time is short);
 #     5. a short table at the end. Exit status 1 when a check fails.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -92,15 +92,15 @@ device() {
   # 4. The scoring benchmark: 1M and 4M on CUDA, 1M on CPU for the speed-up.
   if [ "$cuda" = PASS ]; then
     echo "== $(date -u +%T) scoring benchmark, cuda"
-    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" bash ci/bench-score.sh cuda >"$W/bench-cuda.full"
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_ROUNDS=1 bash ci/bench-score.sh cuda >"$W/bench-cuda.full"
     first_table "$W/bench-cuda.full" | tee "$W/bench-cuda.txt"
     echo "== $(date -u +%T) scoring benchmark, cuda, bf16"
-    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=4m DUMN_BENCH_WORKERS=1 \
+    DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=4m DUMN_BENCH_WORKERS=1 DUMN_BENCH_ROUNDS=1 \
       DUMN_BENCH_PRECISION=bf16 bash ci/bench-score.sh cuda >"$W/bench-cuda-bf16.full"
     first_table "$W/bench-cuda-bf16.full" | tee "$W/bench-cuda-bf16.txt"
   fi
   echo "== $(date -u +%T) scoring benchmark, cpu"
-  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=1m bash ci/bench-score.sh cpu >"$W/bench-cpu.full"
+  DUMN_BIN="$BIN" DUMN_BENCH_DIR="$W/bench" DUMN_BENCH_SIZES=1m DUMN_BENCH_ROUNDS=1 bash ci/bench-score.sh cpu >"$W/bench-cpu.full"
   first_table "$W/bench-cpu.full" | tee "$W/bench-cpu.txt"
 
   echo
