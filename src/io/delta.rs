@@ -11,13 +11,13 @@
 //!   `dt=D/` under names of the run, not rewritten (each added with the statistics of its
 //!   Parquet footer, `file_stats`: row count, null counts, numeric ranges), then the
 //!   commit file `_delta_log/NNNNNNNNNNNNNNNNNNNN.json` is created only if that version
-//!   does not exist yet (an atomic create on a local disk, a conditional `PUT` with `If-None-Match` on
-//!   S3), so a reader sees the day before or after the commit, never a mixture; rows of
-//!   other days are not touched. A commit that loses the race to a concurrent writer is
-//!   retried by `deltalake` when the two do not conflict (another day), and fails as a
-//!   conflict (exit code 3, naming the winner's run) when they do (the same day, which
-//!   [`super::lease`] normally excludes). Each commit carries the
-//!   caller's metadata (`dumn.run_id`, the model version, …) in its `commitInfo`;
+//!   does not exist yet (an atomic create on a local disk, a conditional `PUT` with
+//!   `If-None-Match` on S3), so a reader sees the day before or after the commit, never a
+//!   mixture; rows of other days are not touched. A commit that loses the race to a
+//!   concurrent writer is retried by `deltalake` when the two do not conflict (another
+//!   day), and fails as a conflict (exit code 3, naming the winner's run) when they do (the
+//!   same day, which [`super::lease`] normally excludes). Each commit carries the caller's
+//!   metadata (`dumn.run_id`, the model version, …) in its `commitInfo`;
 //! - files a commit removed stay until [`vacuum`] deletes those older than the retention
 //!   period, so a reader holding an older snapshot keeps working;
 //! - [`provider`] reads a table's newest snapshot in a DataFusion session, and
@@ -347,10 +347,10 @@ async fn footer(loc: &Location, size: u64) -> Result<(serde_json::Value, SchemaR
 /// `numRecords`, and for each top-level integer or floating-point column its `nullCount`,
 /// and its `minValues` and `maxValues` when every row group that has a value states them
 /// (readers skip files and plan queries by these, as they did when `deltalake` wrote the
-/// files). String,
-/// timestamp and other columns get no ranges: the footer's strings may be truncated, and
-/// Delta writes timestamps to the millisecond, which would round a microsecond maximum
-/// down. A column without ranges is one readers cannot skip by, never a wrong skip.
+/// files). String, timestamp and other columns get no ranges: the footer's strings may be
+/// truncated, and Delta writes timestamps to the millisecond, which would round a
+/// microsecond maximum down. A column without ranges is one readers cannot skip by, never
+/// a wrong skip.
 fn file_stats(
     meta: &parquet::file::metadata::ParquetMetaData,
     schema: &Schema,
