@@ -147,12 +147,21 @@ pub async fn prepare(
     params: &Params,
     scratch: &Scratch,
 ) -> Result<(DataFrame, Preflight)> {
+    let started = std::time::Instant::now();
+    let step = |what: &str| {
+        tracing::debug!(
+            "{what}: {:.2}s into the data plane",
+            started.elapsed().as_secs_f64()
+        )
+    };
     inputs.register(ctx, output.tables()).await?;
+    step("inputs registered");
     let non_empty: &[&str] = match output {
         ModelInput::Training => &["impressions"],
         ModelInput::Scoring => &["candidates"],
     };
     let checks = contract::preflight(ctx, output.tables(), non_empty).await?;
+    step("inputs checked");
     if output == ModelInput::Training {
         // dumn_history runs in DataFusion's unbounded window operator, which holds a whole
         // partition's rows and sequences at once: cut the work into partitions of about
@@ -172,6 +181,7 @@ pub async fn prepare(
     }
     if output == ModelInput::Scoring {
         contract::check_candidates(ctx).await?;
+        step("candidates checked against users and items");
         match scratch {
             Scratch::At(folder) => cluster_candidates(ctx, folder).await?,
             Scratch::Temporary => {
@@ -189,6 +199,7 @@ pub async fn prepare(
                     .set_extension(Arc::new(dir));
             }
         }
+        step("candidates ordered by user");
     }
     let default = output.script();
     let df = build(ctx, output, last.unwrap_or(&default), params).await?;
