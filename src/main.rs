@@ -198,9 +198,12 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// Every subcommand's long help, by its path of names (`[]` for dumn itself).
-    fn helps() -> Vec<(Vec<String>, String)> {
-        fn walk(cmd: &mut clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+    /// A subcommand's path of names (`[]` for dumn itself) and its long help.
+    type Help = (Vec<String>, String);
+
+    /// Every subcommand's long help.
+    fn helps() -> Vec<Help> {
+        fn walk(cmd: &mut clap::Command, path: Vec<String>, out: &mut Vec<Help>) {
             out.push((path.clone(), cmd.render_long_help().to_string()));
             for sub in cmd.get_subcommands_mut() {
                 let mut p = path.clone();

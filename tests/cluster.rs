@@ -308,19 +308,19 @@ fn a_local_cluster_scores_the_demo_job_like_one_process() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             let _ = child.kill();
             panic!(
                 "a run with an empty ranking did not end:\n{}",
                 cluster.all_logs()
             );
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200));
     };
     assert!(status.success(), "{}", cluster.all_logs());
     let ranked = ranking(&empty_out.join(format!("ranking/{day}")));

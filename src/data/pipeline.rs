@@ -70,9 +70,9 @@ pub async fn build(
 pub const CLUSTER_SORT_MEMORY: usize = 64 << 20;
 
 /// Replaces the registered `candidates` with a copy ordered by user
-/// (`sql/candidates_by_user.sql`), written as Parquet into the folder `scratch`. The sort runs in its
-/// own memory pool of [`CLUSTER_SORT_MEMORY`] and spills beyond it, so its memory does not
-/// grow with the number of candidates.
+/// (`sql/candidates_by_user.sql`), written as Parquet into the folder `scratch`. The sort
+/// runs in its own memory pool of [`CLUSTER_SORT_MEMORY`] and spills beyond it, so its
+/// memory does not grow with the number of candidates.
 pub async fn cluster_candidates(ctx: &SessionContext, scratch: &Location) -> Result<()> {
     let sorting = crate::engine::session::with_own_pool(ctx, CLUSTER_SORT_MEMORY)?;
     let df = script::candidates_by_user()

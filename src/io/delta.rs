@@ -147,12 +147,9 @@ pub async fn as_stored(df: DataFrame, table: &Location, run_id: &str) -> Result<
     let df = df
         .drop_columns(&[DAY_COLUMN])?
         .with_column(RUN_ID_COLUMN, lit(run_id.to_string()))?;
-    let target: SchemaRef = if is_table(table).await? {
-        let stored = load(table, None)
-            .await?
-            .snapshot()?
-            .snapshot()
-            .arrow_schema();
+    let delta = open_or_new(table).await?;
+    let target: SchemaRef = if delta.version().is_some() {
+        let stored = delta.snapshot()?.snapshot().arrow_schema();
         let fields: Vec<_> = stored
             .fields()
             .iter()
@@ -195,8 +192,8 @@ pub async fn as_stored(df: DataFrame, table: &Location, run_id: &str) -> Result<
 ///
 /// The files are not rewritten: each is moved (a local rename, a server-side copy on S3)
 /// into the day's folder under a name of the run, `dt=D/part-RUN-NNNNN.parquet`, and the
-/// commit adds them (with their row counts as statistics) and removes the day's files of
-/// the snapshot it read. Until that commit no reader sees them; a commit that fails
+/// commit adds them (with their footers' statistics, [`file_stats`]) and removes the day's
+/// files of the snapshot it read. Until that commit no reader sees them; a commit that fails
 /// deletes them, and a killed run leaves them for [`vacuum`], as any Delta writer does.
 pub async fn replace_day(
     table: &Location,
@@ -344,7 +341,8 @@ async fn footer(loc: &Location, size: u64) -> Result<(serde_json::Value, SchemaR
 }
 
 /// A data file's statistics as a Delta `add` action carries them, from its Parquet footer:
-/// `numRecords`, and for each top-level integer or floating-point column its `nullCount`,
+/// `numRecords`, and for each top-level signed integer or floating-point column (Delta has
+/// no unsigned types; the staged files have the table's) its `nullCount`,
 /// and its `minValues` and `maxValues` when every row group that has a value states them
 /// (readers skip files and plan queries by these, as they did when `deltalake` wrote the
 /// files). String, timestamp and other columns get no ranges: the footer's strings may be
@@ -357,7 +355,7 @@ fn file_stats(
 ) -> Result<serde_json::Value> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::compute::{cast, max, min};
-    use datafusion::arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
     use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 
     let groups = meta.row_groups();
@@ -368,7 +366,7 @@ fn file_stats(
     );
     for field in schema.fields() {
         let t = field.data_type();
-        if !(t.is_integer() || t.is_floating()) {
+        if !(t.is_signed_integer() || t.is_floating()) {
             continue;
         }
         let stats = StatisticsConverter::try_new(
@@ -393,16 +391,11 @@ fn file_stats(
         if (0..groups.len()).any(|g| !all_null(g) && (lo.is_null(g) || hi.is_null(g))) {
             continue;
         }
-        let (lo, hi) = if t.is_integer() && t != &DataType::UInt64 {
+        let (lo, hi) = if t.is_signed_integer() {
             let (lo, hi) = (cast(&lo, &DataType::Int64)?, cast(&hi, &DataType::Int64)?);
             (
                 min(lo.as_primitive::<Int64Type>()).map(serde_json::Value::from),
                 max(hi.as_primitive::<Int64Type>()).map(serde_json::Value::from),
-            )
-        } else if t == &DataType::UInt64 {
-            (
-                min(lo.as_primitive::<UInt64Type>()).map(serde_json::Value::from),
-                max(hi.as_primitive::<UInt64Type>()).map(serde_json::Value::from),
             )
         } else {
             let (lo, hi) = (

@@ -268,8 +268,8 @@ async fn score_day(
         ctx.deregister_table("scores")?;
         contract::register(ctx, "scores", &scores.staging, None).await?;
         // The embedded ranking holds little but its sort, which spills (its window
-        // streams, one user at a time): a bounded pool of their own. A team's own ranking may join, and a
-        // join's build side cannot spill, so it keeps the session's pool.
+        // streams, one user at a time): a bounded pool of its own. A team's own ranking
+        // may join, and a join's build side cannot spill, so it keeps the session's pool.
         let ranking_ctx = match job.ranking_sql {
             None => with_own_pool(ctx, RANKING_MEMORY)?,
             Some(_) => ctx.clone(),
