@@ -316,10 +316,10 @@ fn eq8_the_hidden_state_shares_each_users_part_and_leaves_it_unchanged() {
     let user_of_row = Tensor::from_slice(&[0i64, 0, 1, 2, 2, 2, 1]);
     let part = mem.user_part(&e_user); // [S, U, F]
     let before = part.copy();
-    let shared = mem.hidden(&fo, &part, &user_of_row);
+    let shared = mem.hidden(&fo, &part, Some(&user_of_row));
     assert!(part.equal(&before), "the user part was written");
     let own = mem.user_part(&e_user.index_select(0, &user_of_row));
-    let per_row = mem.hidden(&fo, &own, &Tensor::arange(n, (Kind::Int64, Device::Cpu)));
+    let per_row = mem.hidden(&fo, &own, None);
     assert_eq!(shared.size(), per_row.size());
     assert!(max_abs(&(&shared - &per_row)) < 1e-5);
     // ReLU: no negative unit, some units off and some on.
@@ -333,7 +333,7 @@ fn eq8_the_hidden_state_shares_each_users_part_and_leaves_it_unchanged() {
     // The hidden state depends on the user: two rows with the same f^o and other users
     // differ.
     let same_fo = fo.get(0).unsqueeze(0).expand([2, s, -1], false);
-    let two = mem.hidden(&same_fo, &part, &Tensor::from_slice(&[0i64, 1]));
+    let two = mem.hidden(&same_fo, &part, Some(&Tensor::from_slice(&[0i64, 1])));
     assert!(max_abs(&(two.select(1, 0) - two.select(1, 1))) > 1e-3);
 }
 

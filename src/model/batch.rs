@@ -153,6 +153,31 @@ impl UserBatch {
 }
 
 impl CandidateBatch {
+    /// Whether candidate `i` is user `i`'s only one, for every user (a training batch):
+    /// then each gather below is the identity, and is skipped.
+    pub fn one_per_user(&self) -> bool {
+        let (users, per_user) = (self.item_idx.size()[0], self.item_idx.size()[1]);
+        per_user == 1 && self.rows.size()[0] == users
+    }
+
+    /// `t` `[U·C, ...]`, a value per padded position → `[N, ...]`, the real candidates'.
+    pub fn real(&self, t: &Tensor) -> Tensor {
+        if self.one_per_user() {
+            t.shallow_clone()
+        } else {
+            t.index_select(0, &self.rows)
+        }
+    }
+
+    /// `t`, a value per user along `dim` → one per real candidate: its user's.
+    pub fn of_user(&self, t: &Tensor, dim: i64) -> Tensor {
+        if self.one_per_user() {
+            t.shallow_clone()
+        } else {
+            t.index_select(dim, &self.user_of_row)
+        }
+    }
+
     /// `items[u]` lists user `u`'s candidates, as rows of `rows`.
     pub fn new(
         config: &ModelConfig,

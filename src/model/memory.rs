@@ -127,27 +127,37 @@ impl UserMemory {
     }
 
     /// Eq. 8's hidden layer from `f^o` `[N, S, E]` and the user part `[S, U, F]` of
-    /// [`Self::user_part`], taken for each row by `user_of_row` `[N]`: `[S, N, F]`. The
-    /// controller works sequence-major, so that every product below is one batched matrix
-    /// product over the S sequences with no transposed copies of the `[N, S, F]`-sized
-    /// tensors, where most of a candidate's arithmetic is. The user part is gathered to
-    /// one row per candidate and the product added to it in place: an out-of-place
-    /// `baddbmm` would copy that `[S, N, F]` tensor once more (6% of model-only scoring's
-    /// samples at 4M, docs/benchmarks.md).
-    pub fn hidden(&self, fo: &Tensor, user_part: &Tensor, user_of_row: &Tensor) -> Tensor {
-        let mut h = user_part.index_select(1, user_of_row);
-        let _ = h.baddbmm_(&fo.transpose(0, 1), &self.per_seq(&self.w_f));
+    /// [`Self::user_part`], taken for each row by `user_of_row` `[N]` (`None`: row `i` is
+    /// user `i`, as in a training batch): `[S, N, F]`. The controller works
+    /// sequence-major, so that every product below is one batched matrix product over the
+    /// S sequences with no transposed copies of the `[N, S, F]`-sized tensors, where most
+    /// of a candidate's arithmetic is. The user part is gathered to one row per candidate
+    /// and the product added to it in place: an out-of-place `baddbmm` would copy that
+    /// `[S, N, F]` tensor once more (6% of model-only scoring's samples at 4M,
+    /// docs/benchmarks.md). Without `user_of_row` there is nothing to gather: the
+    /// out-of-place `baddbmm` makes the one copy, and the backward has no scatter.
+    pub fn hidden(&self, fo: &Tensor, user_part: &Tensor, user_of_row: Option<&Tensor>) -> Tensor {
+        let (fo, w_f) = (fo.transpose(0, 1), self.per_seq(&self.w_f));
+        let mut h = match user_of_row {
+            Some(users) => {
+                let mut h = user_part.index_select(1, users);
+                let _ = h.baddbmm_(&fo, &w_f);
+                h
+            }
+            None => user_part.baddbmm(&fo, &w_f, 1, 1),
+        };
         let _ = h.relu_();
         h
     }
 
     /// Eq. 9-10 with key strength: softmax_j(β cos(k, M(j))) for keys `[S, N, Z]` →
-    /// `[S, N, m]`.
+    /// `[S, N, m]`. β scales the normalised slots (`[S, m, Z]`, once per call) rather than
+    /// the `[S, N, m]` cosines: the same product, one pass over the candidates fewer.
     fn address(&self, key: &Tensor, memory: &Tensor) -> Tensor {
         let k = l2_normalize(key);
-        let m = l2_normalize(&self.per_seq(memory));
         let beta = self.per_seq(&self.log_beta.exp()).view([-1, 1, 1]); // [S, 1, 1]
-        (k.bmm(&m.transpose(1, 2)) * beta).softmax(-1, None)
+        let m = l2_normalize(&self.per_seq(memory)) * beta; // [S, m, Z]
+        k.bmm(&m.transpose(1, 2)).softmax(-1, None)
     }
 
     /// Read weights of eq. 9 for a hidden state `[S, N, F]` → `[S, N, m]` (rows sum to 1).
@@ -236,8 +246,5 @@ impl UserMemory {
 
 /// `x / |x|` over the last axis; zero stays zero.
 pub fn l2_normalize(x: &Tensor) -> Tensor {
-    x / (x * x)
-        .sum_dim_intlist(-1, true, None)
-        .sqrt()
-        .clamp_min(1e-8)
+    x / x.norm_scalaropt_dim(2, [-1i64], true).clamp_min(1e-8)
 }

@@ -369,12 +369,11 @@ impl Dumn {
         let (u, c, _) = cands.item_idx.size3().unwrap();
         let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
                                                      // One row per real candidate: users in order, each user's candidates in order.
-        let (rows, user_of_row) = (&cands.rows, &cands.user_of_row);
-        let e_item_rows = e_item.flatten(0, 1).index_select(0, rows); // [N, D_item]
+        let e_item_rows = cands.real(&e_item.flatten(0, 1)); // [N, D_item]
         let (interest, hidden) = match (&self.dfn, &self.target_attention, &state.keys) {
             (Some(dfn), _, _) => {
-                let seq = state.seq_emb.index_select(0, user_of_row);
-                let mask = state.mask.index_select(0, user_of_row);
+                let seq = cands.of_user(&state.seq_emb, 0);
+                let mask = cands.of_user(&state.mask, 0);
                 (dfn.forward(&seq, &mask, &e_item_rows), None)
             }
             (None, Some(ta), Some(keys)) => {
@@ -384,8 +383,8 @@ impl Dumn {
                 );
                 // Eq. 3-5: f per candidate and sequence, [U, C, S, E], then per row.
                 let f = ta.forward(keys, &ctx, &state.mask);
-                let f = f.flatten(0, 1).index_select(0, rows); // [N, S, E]
-                self.dumn_interest(state, f, &e_item_rows, user_of_row)
+                let f = cands.real(&f.flatten(0, 1)); // [N, S, E]
+                self.dumn_interest(state, f, &e_item_rows, cands)
             }
             _ => unreachable!("a model has DFN's network or DUMN's target attention"),
         };
@@ -393,10 +392,7 @@ impl Dumn {
         // both heads' first layers once per user, in the user step.
         let rest = Tensor::cat(&[e_item_rows, interest], -1);
         let w_rest = self.head_weights(state.e_user.size()[1], rest.size()[1]);
-        let first = state
-            .heads
-            .index_select(0, user_of_row)
-            .addmm(&rest, &w_rest.tr());
+        let first = cands.of_user(&state.heads, 0).addmm(&rest, &w_rest.tr());
         let h = self.click_head.first().ws.size()[0];
         let p = self.config.dropout;
         let logits = Tensor::cat(
@@ -417,7 +413,7 @@ impl Dumn {
         state: &UserState,
         f: Tensor,
         e_item: &Tensor,
-        user_of_row: &Tensor,
+        cands: &CandidateBatch,
     ) -> (Tensor, Option<Tensor>) {
         // Eq. 6-7: purify click by dislike and unclick by like.
         let fo = if self.config.ablation.uses_orthogonal_mapping() {
@@ -438,7 +434,8 @@ impl Dumn {
         // Eq. 8-11: read the memories.
         let (hidden, r) = match (&self.memory, &state.controller) {
             (Some(mem), Some(user_part)) => {
-                let h = mem.hidden(&fo, user_part, user_of_row);
+                let users = (!cands.one_per_user()).then_some(&cands.user_of_row);
+                let h = mem.hidden(&fo, user_part, users);
                 let r = mem.read(&h);
                 (Some(h), Some(r))
             }

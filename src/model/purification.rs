@@ -300,7 +300,10 @@ impl TargetAttention {
         (ctx_logit, query)
     }
 
-    /// Eq. 3-4 for sequence `k`: weights `[U, C, L_k]` over its `L_k` keys.
+    /// Eq. 3-4 for sequence `k`: weights `[U, C, L_k]` over its `L_k` keys. Every
+    /// operation on the `[U, C, L_k]` logits is one pass: the product half accumulates onto
+    /// the additive half inside its matrix product (scaled there by 1/√E), and the mask
+    /// stays `[U, 1, L_k]`, broadcast rather than expanded to every candidate.
     fn weights_of(
         &self,
         k: i64,
@@ -310,24 +313,26 @@ impl TargetAttention {
     ) -> Tensor {
         let (keys_k, pos_k) = (&keys.keys[k as usize], &keys.pos_logit[k as usize]);
         let n = keys_k.size()[1];
-        let additive = (ctx_logit.select(2, k).unsqueeze(-1) + pos_k.unsqueeze(1)).relu();
-        let product =
-            query.select(2, k).matmul(&keys_k.transpose(1, 2)) / (self.emb_dim as f64).sqrt();
-        let logits = additive + product; // [U, C, L_k]
-        let mask = mask
-            .select(1, k)
-            .narrow(1, 0, n)
-            .unsqueeze(1)
-            .expand_as(&logits);
+        let mut additive = ctx_logit.select(2, k).unsqueeze(-1) + pos_k.unsqueeze(1);
+        let _ = additive.relu_();
+        let logits = additive.baddbmm(
+            &query.select(2, k),
+            &keys_k.transpose(1, 2),
+            1.0,
+            1.0 / (self.emb_dim as f64).sqrt(),
+        ); // [U, C, L_k]
+        let mask = mask.select(1, k).narrow(1, 0, n).unsqueeze(1); // [U, 1, L_k]
         match &self.null_logit {
             None => masked_softmax(&logits, &mask),
             Some(null) => {
-                // One more position, always present, whose value is zero.
+                // One more position, always present, whose value is zero: no row is
+                // without a valid position, so the padded ones need only their logit.
                 let (u, c, _) = logits.size3().unwrap();
                 let null = null.get(k).view([1, 1, 1]).expand([u, c, 1], false);
-                let with_null = Tensor::cat(&[logits, null], -1);
-                let mask = Tensor::cat(&[mask, Tensor::ones_like(&with_null.narrow(2, 0, 1))], -1);
-                masked_softmax(&with_null, &mask).narrow(2, 0, n)
+                let masked = logits + (mask - 1.0) * (-MASKED);
+                Tensor::cat(&[masked, null], -1)
+                    .softmax(-1, None)
+                    .narrow(2, 0, n)
             }
         }
     }
