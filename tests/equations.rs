@@ -92,7 +92,7 @@ fn eq1_self_attention_weights_are_zero_on_padded_keys() {
     assert!(err < 1e-5, "{err}");
     // Outputs at padded positions are zero.
     let pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(-1);
-    let o_pad = (&state.o * pad).abs().max().double_value(&[]);
+    let o_pad = (&state.o().unwrap() * pad).abs().max().double_value(&[]);
     assert_eq!(o_pad, 0.0);
 }
 
@@ -154,7 +154,7 @@ fn eq3_5_attending_each_kind_over_its_own_length_equals_attending_over_all_posit
         let l = ub.seq_mask.size()[2];
         let state = model.user_step(&ub);
         let ta = model.target_attention().unwrap();
-        let o = state.o.detach().set_requires_grad(true);
+        let o = state.o().unwrap().detach().set_requires_grad(true);
         let cut = &ta.keys(&o, &ub.seq_lens);
         let widths: Vec<i64> = cut.keys.iter().map(|k| k.size()[1]).collect();
         assert!(widths.iter().any(|&n| n < l), "{widths:?} of {l}");
@@ -233,7 +233,11 @@ fn the_residual_normalised_attention_and_the_null_position_keep_padding_at_zero_
         let key_pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(2).unsqueeze(2);
         assert_eq!(max_abs(&(&w * key_pad)), 0.0, "{what}: self-attention");
         let pad: Tensor = 1.0 - ub.seq_mask.unsqueeze(-1);
-        assert_eq!(max_abs(&(&state.o * &pad)), 0.0, "{what}: O at padding");
+        assert_eq!(
+            max_abs(&(&state.o().unwrap() * &pad)),
+            0.0,
+            "{what}: O at padding"
+        );
         assert_eq!(
             max_abs(&(&state.seq_emb * &pad)),
             0.0,

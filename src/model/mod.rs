@@ -98,10 +98,6 @@ pub struct UserState {
     pub e_user: Tensor,
     /// `[U, S, L, E]`: the sequence embeddings (zero at padding).
     pub seq_emb: Tensor,
-    /// `[U, S, L, E]`: `O` of eq. 2, whole. The candidate step reads only its per-kind cuts,
-    /// [`TargetKeys::values`]; `o` is the user step's eq. 2 output as it was computed,
-    /// for inspection (the equation tests check it is zero at padding).
-    pub o: Tensor,
     /// `[U, S, L]`.
     pub mask: Tensor,
     /// The user-only half of eq. 3 (None in BASE_DFN, which has no target attention).
@@ -111,6 +107,22 @@ pub struct UserState {
     /// `[U, H_click + H_dislike]`: the `e_user` block of both output FFNs' first layers,
     /// with their biases.
     pub heads: Tensor,
+}
+
+impl UserState {
+    /// `O` of eq. 2, `[U, S, L, E]`, zero at padding: the per-kind cuts the candidate step
+    /// reads ([`TargetKeys::values`]) padded back to `L`, for inspection (the equation
+    /// tests check it). `None` without eq. 3-5 (BASE_DFN).
+    pub fn o(&self) -> Option<Tensor> {
+        let l = self.mask.size()[2];
+        let keys = self.keys.as_ref()?;
+        let parts: Vec<Tensor> = keys
+            .values
+            .iter()
+            .map(|v| v.constant_pad_nd([0, 0, 0, l - v.size()[1]]))
+            .collect();
+        Some(Tensor::stack(&parts, 1))
+    }
 }
 
 /// Intermediate values of the candidate step that training needs.
@@ -330,14 +342,15 @@ impl Dumn {
         if let Some(p) = &self.positions {
             seq_emb += p.forward(&mask);
         }
-        let o = match &self.self_attention {
-            Some(sa) => sa.forward(&seq_emb, &mask, &users.seq_lens),
-            None => seq_emb.shallow_clone(),
-        };
+        // Eq. 1-2 (when the variant has them) and the user-only half of eq. 3, each kind
+        // over its own length.
         let keys = self
             .target_attention
             .as_ref()
-            .map(|ta| ta.keys(&o, &users.seq_lens));
+            .map(|ta| match &self.self_attention {
+                Some(sa) => ta.keys_of(sa.forward_kinds(&seq_emb, &mask, &users.seq_lens)),
+                None => ta.keys(&seq_emb, &users.seq_lens),
+            });
         let controller = self.memory.as_ref().map(|m| m.user_part(&e_user));
         let w_user = self.head_weights(0, e_user.size()[1]);
         let heads = e_user.matmul(&w_user.tr()) + self.head_bias();
@@ -345,7 +358,6 @@ impl Dumn {
             heads,
             e_user,
             seq_emb,
-            o,
             mask,
             keys,
             controller,

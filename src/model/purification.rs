@@ -143,35 +143,50 @@ impl SelfAttention {
     /// `e`: `[U, S, L, E]`, `mask`: `[U, S, L]` → `O`: `[U, S, L, E]` (eq. 2), zero at
     /// padding. `lengths` (`[S]`, on the host, see [`super::UserBatch::seq_lens`]): no
     /// user has a real position past `lengths[s]` in sequence `s`, so each sequence is
-    /// attended over its own length and padded back to `L` with zeros; the result equals
-    /// attending over all `L` positions (masked keys weigh exactly zero), and costs the
-    /// `L²` terms of the longest kind only once. An empty `lengths` attends over all `L`.
+    /// attended over its own length ([`Self::forward_kinds`]) and padded back to `L` with
+    /// zeros; the result equals attending over all `L` positions (masked keys weigh
+    /// exactly zero), and costs the `L²` terms of the longest kind only once. An empty
+    /// `lengths` attends over all `L`.
     pub fn forward(&self, e: &Tensor, mask: &Tensor, lengths: &[i64]) -> Tensor {
         let (_, s, l, _) = e.size4().unwrap();
         if lengths.is_empty() || lengths.iter().all(|&n| n >= l) {
             return self.attend(&self.slice(0, s), e, mask);
         }
+        let parts: Vec<Tensor> = self
+            .forward_kinds(e, mask, lengths)
+            .iter()
+            .map(|o_k| o_k.constant_pad_nd([0, 0, 0, l - o_k.size()[1]]))
+            .collect();
+        Tensor::stack(&parts, 1)
+    }
+
+    /// Eq. 1-2 kind by kind, each over its own length: for kind `k`, `O_k` `[U, L_k, E]`
+    /// with `L_k = lengths[k]` (at least one position; an empty kind's is zero), the cut
+    /// that [`TargetAttention::keys_of`] takes. The forward feeds these straight to the
+    /// target attention: padding them to `L` and cutting them again (as [`Self::forward`]
+    /// and [`TargetAttention::keys`] do) would cost a copy each way, and in the backward a
+    /// zero tensor of the whole `[U, L, E]` per kind.
+    pub fn forward_kinds(&self, e: &Tensor, mask: &Tensor, lengths: &[i64]) -> Vec<Tensor> {
+        let l = e.size()[2];
         // One unbind rather than a narrow per kind: the backward of a narrow is a zero
         // tensor of the whole input's size, the backward of unbind one stack.
-        let parts: Vec<Tensor> = e
-            .unbind(1)
+        e.unbind(1)
             .iter()
             .enumerate()
             .map(|(k, e_k)| {
-                let n = lengths[k].clamp(0, l);
+                let n = lengths.get(k).map_or(l, |&n| n.clamp(0, l));
                 let k = k as i64;
                 if n == 0 {
-                    return e_k.zeros_like();
+                    return e_k.narrow(1, 0, 1).zeros_like();
                 }
-                let out = self.attend(
+                self.attend(
                     &self.slice(k, 1),
                     &e_k.narrow(1, 0, n).unsqueeze(1),
                     &mask.narrow(1, k, 1).narrow(2, 0, n),
-                );
-                out.squeeze_dim(1).constant_pad_nd([0, 0, 0, l - n])
+                )
+                .squeeze_dim(1)
             })
-            .collect();
-        Tensor::stack(&parts, 1)
+            .collect()
     }
 
     /// Eq. 1-2 with the weights `w` of `e`'s sequences.
@@ -263,7 +278,7 @@ impl TargetAttention {
     /// positions weigh exactly zero, so the cut changes no weight.
     pub fn keys(&self, o: &Tensor, lengths: &[i64]) -> TargetKeys {
         let l = o.size()[2];
-        // One unbind for all kinds (see SelfAttention::forward).
+        // One unbind for all kinds (see SelfAttention::forward_kinds).
         let values: Vec<Tensor> = o
             .unbind(1)
             .iter()
@@ -273,6 +288,12 @@ impl TargetAttention {
                 o_k.narrow(1, 0, n) // [U, L_k, E]
             })
             .collect();
+        self.keys_of(values)
+    }
+
+    /// User step from `O` already cut per kind, `values[k]` `[U, L_k, E]` (as
+    /// [`SelfAttention::forward_kinds`] returns it) → keys over those positions.
+    pub fn keys_of(&self, values: Vec<Tensor>) -> TargetKeys {
         let (keys, pos_logit) = values
             .iter()
             .enumerate()
