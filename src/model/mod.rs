@@ -379,9 +379,10 @@ impl Dumn {
         train: bool,
     ) -> CandidateOut {
         let (u, c, _) = cands.item_idx.size3().unwrap();
-        let e_item = self.emb.item(&cands.item_idx); // [U, C, D_item]
-                                                     // One row per real candidate: users in order, each user's candidates in order.
-        let e_item_rows = cands.real(&e_item.flatten(0, 1)); // [N, D_item]
+        // [U, C, D_item], then one row per real candidate, [N, D_item]: users in order,
+        // each user's candidates in order.
+        let e_item = self.emb.item(&cands.item_idx);
+        let e_item_rows = cands.real(&e_item.flatten(0, 1));
         let (interest, hidden) = match (&self.dfn, &self.target_attention, &state.keys) {
             (Some(dfn), _, _) => {
                 let seq = cands.of_user(&state.seq_emb, 0);
