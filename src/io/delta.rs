@@ -602,6 +602,7 @@ mod tests {
                 "s",
                 Arc::new(StringArray::from(vec!["b", "a", "c", "d", "e"])),
             ),
+            ("n", Arc::new(Int64Array::from(vec![4, 2, 6, 8, 0]))),
         ];
         let batch = RecordBatch::try_from_iter(columns).unwrap();
         let file = tempfile::tempfile().unwrap();

@@ -114,14 +114,11 @@ impl UserState {
     /// reads ([`TargetKeys::values`]) padded back to `L`, for inspection (the equation
     /// tests check it). `None` without eq. 3-5 (BASE_DFN).
     pub fn o(&self) -> Option<Tensor> {
-        let l = self.mask.size()[2];
         let keys = self.keys.as_ref()?;
-        let parts: Vec<Tensor> = keys
-            .values
-            .iter()
-            .map(|v| v.constant_pad_nd([0, 0, 0, l - v.size()[1]]))
-            .collect();
-        Some(Tensor::stack(&parts, 1))
+        Some(purification::stack_padded(
+            &keys.values,
+            self.mask.size()[2],
+        ))
     }
 }
 

@@ -70,6 +70,16 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Tensor {
     .transpose(1, 2)
 }
 
+/// Per-kind `[U, L_k, E]` tensors (each kind cut to its own length) padded back to `L`
+/// with zeros and stacked: `[U, S, L, E]`.
+pub fn stack_padded(kinds: &[Tensor], l: i64) -> Tensor {
+    let parts: Vec<Tensor> = kinds
+        .iter()
+        .map(|t| t.constant_pad_nd([0, 0, 0, l - t.size()[1]]))
+        .collect();
+    Tensor::stack(&parts, 1)
+}
+
 /// Eq. 1-2: multi-head self-attention over each feedback sequence.
 #[derive(Debug)]
 pub struct SelfAttention {
@@ -152,12 +162,7 @@ impl SelfAttention {
         if lengths.is_empty() || lengths.iter().all(|&n| n >= l) {
             return self.attend(&self.slice(0, s), e, mask);
         }
-        let parts: Vec<Tensor> = self
-            .forward_kinds(e, mask, lengths)
-            .iter()
-            .map(|o_k| o_k.constant_pad_nd([0, 0, 0, l - o_k.size()[1]]))
-            .collect();
-        Tensor::stack(&parts, 1)
+        stack_padded(&self.forward_kinds(e, mask, lengths), l)
     }
 
     /// Eq. 1-2 kind by kind, each over its own length: for kind `k`, `O_k` `[U, L_k, E]`
